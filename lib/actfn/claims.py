@@ -1,0 +1,106 @@
+"""The unit-level claims of seed 000 (sections 4.1 and 4.3), each checked against a build's numbers.
+
+A claim is *reproduced* when the measured number meets the stated criterion, *differs* when the
+qualitative statement holds but a number or the reason does not, and *not reproduced* when the
+statement fails.  Each criterion is written next to the verdict so a reader can disagree with it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_RUN = "reproduced", "differs", "not reproduced", "not run"
+
+
+def _pick(fits, classes, sigma, mode="analytic"):
+    for f in fits:
+        if f["classes"] == classes and f["sigma"] == sigma and f["mode"] == mode:
+            return f
+    return None
+
+
+def _row(claim, measured, criterion, status, reason):
+    return {"claim": claim, "measured": measured, "criterion": criterion, "status": status, "reason": reason}
+
+
+def unit_claims(fits: list[dict], shape_gaps: dict | None = None) -> list[dict]:
+    """Rows ``{claim, measured, criterion, status, reason}`` from the ``fits`` of the results file.
+
+    ``shape_gaps`` maps ``(classes, sigma)`` to the analytic-vs-sample shape difference.
+    """
+    rows = []
+    two = _pick(fits, 2, 1.0)
+    if two is None:
+        rows.append(_row("K=2: ReLU-like shape", "-", "ReLU fit R² > 0.99", NOT_RUN, "no K=2, σ=1 run in this build"))
+    else:
+        relu_like = two["relu_r2"] > 0.99
+        moved = two["change_from_init"]
+        if relu_like and moved < 1e-6:
+            status, reason = DIFFERS, ("the shape is ReLU, but only because f never leaves its ReLU "
+                                       "initialisation: with two equally likely classes ρ₁ = −ρ₂, so the signed "
+                                       "objective is identically 0 and has no gradient (theory chapter)")
+        elif relu_like:
+            status, reason = REPRODUCED, "ReLU-shaped after training"
+        else:
+            status, reason = NOT_REPRODUCED, "the learned shape is not ReLU-like"
+        rows.append(_row("K=2: ReLU-like shape emerges", f"ReLU R² = {two['relu_r2']:.4f}; "
+                         f"max change from init = {moved:.1e}", "ReLU fit R² > 0.99 and f moved from its init",
+                         status, reason))
+
+    mid = _pick(fits, 20, 1.0)
+    if mid is None:
+        rows += [_row(c, "-", "-", NOT_RUN, "no K=20, σ=1 run in this build")
+                 for c in ("K=20, σ=1: Swish-like, R² > 0.99", "K=20, σ=1: β ≈ 2.5", "K=20, σ=1: x₀ ≈ 0")]
+    else:
+        best_other = max(mid["sigmoid_r2"], mid["relu_r2"])
+        ok = mid["r2"] > 0.99 and mid["r2"] >= best_other
+        rows.append(_row("K=20, σ=1: Swish-like, R² > 0.99",
+                         f"Swish R² = {mid['r2']:.4f} (sigmoid {mid['sigmoid_r2']:.4f}, ReLU {mid['relu_r2']:.4f})",
+                         "Swish R² > 0.99 and no worse than the sigmoid and ReLU fits",
+                         REPRODUCED if ok else (DIFFERS if mid["r2"] > 0.99 else NOT_REPRODUCED),
+                         "Swish is the best of the three families" if ok else "another family fits better or R² ≤ 0.99"))
+        beta, se = mid["beta"], mid["beta_se"]
+        close = abs(beta - 2.5) <= max(0.25, 2 * (se if np.isfinite(se) else 0))
+        rows.append(_row("K=20, σ=1: β ≈ 2.5", f"β = {beta:.2f} ± {se:.2f}", "|β − 2.5| ≤ max(0.25, 2 s.e.)",
+                         REPRODUCED if close else DIFFERS,
+                         "within tolerance" if close else "Swish-like, but with a different β; β depends on "
+                         "where the class means sit relative to σ, which the seed does not state (here: means on "
+                         "[−2, 2])"))
+        x0 = mid["x0"]
+        rows.append(_row("K=20, σ=1: x₀ ≈ 0", f"x₀ = {x0:.2f}", "|x₀| ≤ 0.2",
+                         REPRODUCED if abs(x0) <= 0.2 else DIFFERS,
+                         "within tolerance" if abs(x0) <= 0.2 else "the kink sits to the right of the mixture's "
+                         "centre: f stays flat over the classes that end up negatively correlated"))
+
+    for sig, word, cmp in ((0.6, "sharper (larger β)", np.greater), (10.0, "broader (smaller β)", np.less)):
+        a, b = _pick(fits, 20, sig), _pick(fits, 20, 1.0)
+        claim = f"σ = {sig}: {word} than σ = 1"
+        if a is None or b is None:
+            rows.append(_row(claim, "-", "-", NOT_RUN, f"no K=20 run at σ = {sig} and σ = 1"))
+            continue
+        holds = bool(cmp(a["beta"], b["beta"]))
+        reason = "as stated" if holds else "the β order is the other way round"
+        status = REPRODUCED if holds else NOT_REPRODUCED
+        if sig == 10.0 and a["final_loss"] > -1e-2:
+            status = DIFFERS if holds else NOT_REPRODUCED
+            reason = (f"the objective is almost flat at σ = 10 (−L = {-a['final_loss']:.1e} of a possible "
+                      f"{(20 - 2) / 19:.2f}): the classes barely separate, f hardly moves from its initialisation "
+                      f"(max change {a['change_from_init']:.2f}), so β mostly reflects the init, not a learned shape")
+        rows.append(_row(claim, f"β(σ={sig}) = {a['beta']:.2f} vs β(σ=1) = {b['beta']:.2f}",
+                         f"β(σ={sig}) {'>' if cmp is np.greater else '<'} β(σ=1)", status, reason))
+
+    if shape_gaps:
+        worst_key = max(shape_gaps, key=shape_gaps.get)
+        worst = shape_gaps[worst_key]
+        loss_gaps = []
+        for (k, s) in shape_gaps:
+            an, sa = _pick(fits, k, s, "analytic"), _pick(fits, k, s, "sample")
+            loss_gaps.append(abs(an["final_loss"] - sa["final_loss"]))
+        agree = [g for key, g in shape_gaps.items() if key[1] != 10.0]
+        ok = max(agree, default=0) < 0.1 and max(loss_gaps) < 5e-3
+        rows.append(_row("Analytic and sample training converge to the same shapes",
+                         f"largest z-scored shape gap {worst:.3f} (K={worst_key[0]}, σ={worst_key[1]}); "
+                         f"largest |ΔL| {max(loss_gaps):.1e}",
+                         "shape gap < 0.1 for σ ≤ 1 and |ΔL| < 5e-3 everywhere",
+                         REPRODUCED if ok else DIFFERS,
+                         "same shapes up to sampling noise" if ok else "some runs end at visibly different shapes"))
+    return rows

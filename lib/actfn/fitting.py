@@ -1,0 +1,113 @@
+"""Fitting shape families to a learned activation (seed 000, section 4.3).
+
+Because the correlation objective is invariant to f -> a f + c, every family carries an amplitude
+``a`` and an offset ``c``:
+
+    swish:   a (x - x0) sigmoid(beta (x - x0)) + c
+    sigmoid: a sigmoid(beta (x - x0)) + c
+    relu:    a max(0, x - x0) + c
+
+The fit is least squares on the knot values (the points that define f).  The uncertainty of beta
+is the asymptotic standard error of that fit (residual variance times the inverse Gauss-Newton
+matrix): it says how tightly the *shape* pins beta, not how much beta varies between runs.
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.optimize import OptimizeWarning, curve_fit
+from scipy.special import expit
+
+
+def swish(x, a, beta, x0, c):
+    z = x - x0
+    return a * z * expit(beta * z) + c
+
+
+def sigmoid_shape(x, a, beta, x0, c):
+    return a * expit(beta * (x - x0)) + c
+
+
+def relu_shape(x, a, x0, c):
+    return a * np.maximum(x - x0, 0.0) + c
+
+
+@dataclass
+class ShapeFit:
+    family: str
+    params: dict
+    r2: float
+    beta_se: float = float("nan")
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def r_squared(y, y_hat) -> float:
+    ss_res = float(np.sum((y - y_hat) ** 2))
+    ss_tot = float(np.sum((y - np.mean(y)) ** 2))
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+
+
+def _best_fit(func, x, y, starts, bounds):
+    best = None
+    for p0 in starts:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", OptimizeWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                popt, pcov = curve_fit(func, x, y, p0=p0, bounds=bounds, maxfev=20000)
+        except (RuntimeError, ValueError):
+            continue
+        r2 = r_squared(y, func(x, *popt))
+        if best is None or r2 > best[2]:
+            best = (popt, pcov, r2)
+    if best is None:
+        raise RuntimeError(f"no start of {func.__name__} converged")
+    return best
+
+
+def _starts(x, y):
+    span = float(np.ptp(y)) or 1.0
+    xspan = float(np.ptp(x)) or 1.0
+    amp = span / xspan
+    return amp, span, float(np.min(y))
+
+
+def fit_swish(x, y) -> ShapeFit:
+    """Fit a (x - x0) sigmoid(beta (x - x0)) + c; beta in [1e-3, 1e3], x0 within 3 ranges of x."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    amp, _, ymin = _starts(x, y)
+    lim = 3 * float(np.max(np.abs(x)))
+    starts = [(s * amp, b, x0, ymin) for s, b, x0 in itertools.product((1, -1), (0.5, 1.5, 3.0, 8.0), (-1.0, 0.0, 1.0))]
+    bounds = ([-np.inf, 1e-3, -lim, -np.inf], [np.inf, 1e3, lim, np.inf])
+    popt, pcov, r2 = _best_fit(swish, x, y, starts, bounds)
+    se = float(np.sqrt(pcov[1, 1])) if np.all(np.isfinite(pcov)) else float("nan")
+    return ShapeFit("swish", dict(zip(("a", "beta", "x0", "c"), map(float, popt))), r2, se)
+
+
+def fit_sigmoid(x, y) -> ShapeFit:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    _, span, ymin = _starts(x, y)
+    lim = 3 * float(np.max(np.abs(x)))
+    starts = [(s * span, b, x0, ymin) for s, b, x0 in itertools.product((1, -1), (0.5, 1.5, 3.0, 8.0), (-1.0, 0.0, 1.0))]
+    bounds = ([-np.inf, 1e-3, -lim, -np.inf], [np.inf, 1e3, lim, np.inf])
+    popt, pcov, r2 = _best_fit(sigmoid_shape, x, y, starts, bounds)
+    se = float(np.sqrt(pcov[1, 1])) if np.all(np.isfinite(pcov)) else float("nan")
+    return ShapeFit("sigmoid", dict(zip(("a", "beta", "x0", "c"), map(float, popt))), r2, se)
+
+
+def fit_relu(x, y) -> ShapeFit:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    amp, _, ymin = _starts(x, y)
+    starts = [(s * amp, x0, ymin) for s, x0 in itertools.product((1, -1), np.linspace(x.min(), x.max(), 7))]
+    popt, _, r2 = _best_fit(relu_shape, x, y, starts, (-np.inf, np.inf))
+    return ShapeFit("relu", dict(zip(("a", "x0", "c"), map(float, popt))), r2)
+
+
+def fit_shapes(x, y) -> dict[str, ShapeFit]:
+    """All three families, keyed by name."""
+    return {"swish": fit_swish(x, y), "sigmoid": fit_sigmoid(x, y), "relu": fit_relu(x, y)}

@@ -1,0 +1,195 @@
+"""Training one unit's activation on a Gaussian mixture (seed 000, sections 3.1 and 4.1).
+
+The mixture: K classes, equal priors, means evenly spaced on [-mean_range, mean_range], common
+standard deviation sigma.  f is piecewise linear with ``num_knots`` knots on ``x_range`` and linear
+outside.  Two modes optimise the same knot values with Adam:
+
+- ``analytic``: the exact objective from the closed-form Gaussian integrals;
+- ``sample``:   the objective of ``samples`` fresh draws from the mixture at every step.
+
+After every step the knot values are projected (left knot to zero, optionally unit L2 norm).
+The objective is invariant to that projection, so it only fixes the gauge.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .correlation import MixtureCorrelation, correlation_objective
+from .gaussian import class_means
+from .pwl import INITS, PiecewiseLinearActivation
+
+MODES = ("analytic", "sample")
+
+
+@dataclass
+class UnitConfig:
+    classes: int = 20
+    sigma: float = 1.0
+    mode: str = "analytic"
+    steps: int = 500
+    lr: float = 1e-2
+    samples: int = 10_000
+    num_knots: int = 33
+    x_range: tuple = (-3.0, 3.0)
+    mean_range: float = 2.0
+    init: str = "relu"
+    smoothness: float = 0.0
+    normalize: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        check_unit_parameters(**asdict(self))
+        self.x_range = tuple(float(v) for v in self.x_range)
+
+
+def _require(ok: bool, name: str, value, what: str):
+    if not ok:
+        raise ValueError(f"parameter {name!r} {what}, got {value!r}")
+
+
+def check_unit_parameters(classes, sigma, mode, steps, lr, samples, num_knots, x_range, mean_range,
+                          init, smoothness, normalize, seed):
+    """Refuse a bad parameter by name before any work is done."""
+    _require(isinstance(classes, (int, np.integer)) and classes >= 2, "classes", classes, "must be an integer >= 2")
+    _require(isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0, "sigma", sigma, "must be a finite number > 0")
+    _require(mode in MODES, "mode", mode, f"must be one of {MODES}")
+    _require(isinstance(steps, (int, np.integer)) and steps >= 1, "steps", steps, "must be an integer >= 1")
+    _require(isinstance(lr, (int, float)) and lr > 0, "lr", lr, "must be > 0")
+    _require(isinstance(samples, (int, np.integer)) and samples >= 2 * classes, "samples", samples,
+             "must be an integer >= 2 * classes")
+    _require(isinstance(num_knots, (int, np.integer)) and num_knots >= 2, "num_knots", num_knots, "must be an integer >= 2")
+    _require(len(x_range) == 2 and float(x_range[0]) < float(x_range[1]), "x_range", x_range, "must be (lo, hi) with lo < hi")
+    _require(isinstance(mean_range, (int, float)) and mean_range > 0, "mean_range", mean_range, "must be > 0")
+    _require(init in INITS, "init", init, f"must be one of {INITS}")
+    _require(isinstance(smoothness, (int, float)) and smoothness >= 0, "smoothness", smoothness, "must be >= 0")
+    _require(isinstance(normalize, bool), "normalize", normalize, "must be True or False")
+    _require(isinstance(seed, (int, np.integer)), "seed", seed, "must be an integer")
+
+
+def snapshot_steps(steps: int, count: int = 12) -> list[int]:
+    """Roughly geometric steps 0 .. steps at which f is recorded."""
+    pts = np.unique(np.round(np.geomspace(1, steps, count - 1)).astype(int))
+    return [0] + [int(p) for p in pts]
+
+
+def smoothness_penalty(y: torch.Tensor) -> torch.Tensor:
+    """Squared second differences relative to the spread of y: scale-free like the objective."""
+    d2 = y[2:] - 2 * y[1:-1] + y[:-2]
+    return (d2 * d2).sum() / ((y - y.mean()) ** 2).sum().clamp_min(1e-12)
+
+
+@dataclass
+class UnitRun:
+    config: UnitConfig
+    knots: np.ndarray
+    values: np.ndarray
+    loss: np.ndarray            # exact objective of the current f after every step (both modes)
+    sample_loss: np.ndarray     # the minibatch objective that sample mode descended (empty for analytic)
+    snapshots: dict = field(default_factory=dict)  # step -> knot values
+    correlations: np.ndarray = None
+    seconds: float = 0.0
+    initial_loss: float = float("nan")
+
+    @property
+    def final_loss(self) -> float:
+        return float(self.loss[-1])
+
+
+def train_unit(config: UnitConfig | None = None, progress: bool = False, log=None, **overrides) -> UnitRun:
+    """Train f on the mixture described by ``config`` (or keyword overrides of the defaults)."""
+    cfg = config if config is not None else UnitConfig(**overrides)
+    if config is not None and overrides:
+        cfg = UnitConfig(**{**asdict(config), **overrides})
+    dtype = torch.float64
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    act = PiecewiseLinearActivation(cfg.num_knots, cfg.x_range, init=cfg.init).to(dtype)
+    means = class_means(cfg.classes, cfg.mean_range, dtype)
+    exact = MixtureCorrelation(act.knots, means, cfg.sigma)
+    opt = torch.optim.Adam(act.parameters(), lr=cfg.lr)
+    snaps = set(snapshot_steps(cfg.steps))
+    snapshots = {0: act.values.detach().numpy().copy()}
+    with torch.no_grad():
+        initial_loss = exact.objective(act.values).item()
+    loss_hist, sample_hist = [], []
+
+    steps = range(1, cfg.steps + 1)
+    if progress:
+        from tqdm.auto import tqdm
+        steps = tqdm(steps, desc=f"K={cfg.classes} sigma={cfg.sigma} {cfg.mode}", leave=False)
+    start = time.perf_counter()
+    for step in steps:
+        if cfg.mode == "analytic":
+            loss = exact.objective(act.values)
+        else:
+            labels = torch.randint(cfg.classes, (cfg.samples,), generator=gen)
+            x = means[labels] + cfg.sigma * torch.randn(cfg.samples, generator=gen, dtype=dtype)
+            loss = correlation_objective(act(x), labels, cfg.classes)
+            sample_hist.append(loss.item())
+        total = loss + cfg.smoothness * smoothness_penalty(act.values) if cfg.smoothness else loss
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"objective became {total.item()} at step {step} "
+                                     f"(classes={cfg.classes}, sigma={cfg.sigma}, mode={cfg.mode})")
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        act.project_(normalize=cfg.normalize)
+        with torch.no_grad():
+            exact_loss = exact.objective(act.values).item()
+        loss_hist.append(exact_loss)
+        if log is not None:
+            log({"step": step, "loss": exact_loss, **({"sample_loss": sample_hist[-1]} if sample_hist else {})})
+        if step in snaps:
+            snapshots[step] = act.values.detach().numpy().copy()
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        rho = exact.correlations(act.values).numpy()
+    return UnitRun(cfg, act.knots.numpy().copy(), act.values.detach().numpy().copy(), np.array(loss_hist),
+                   np.array(sample_hist), snapshots, rho, seconds, initial_loss)
+
+
+def max_signed_objective(classes: int) -> float:
+    """The largest value of -L that any f can reach with equal priors: (K - 2) / (K - 1)."""
+    return (classes - 2) / (classes - 1)
+
+
+def run_grid(classes=(2, 8, 20), sigmas=(0.6, 1.0, 10.0), modes=MODES, show_progress: bool = True,
+             **common) -> list[UnitRun]:
+    """Every (K, sigma, mode) combination with the same remaining settings; validated up front."""
+    configs = [UnitConfig(classes=int(k), sigma=float(s), mode=m, **common)
+               for k in classes for s in sigmas for m in modes]
+    if show_progress:
+        from .progress import progress
+        configs = progress(configs, desc="unit runs")
+    return [train_unit(cfg) for cfg in configs]
+
+
+def summarize(run: UnitRun) -> dict:
+    """One row of ``results/unit_experiments.json``: the run's settings, its fits and its cost."""
+    from .fitting import fit_shapes
+
+    fits = fit_shapes(run.knots, run.values)
+    sw = fits["swish"]
+    init = run.snapshots[0] - run.snapshots[0][0]
+    spread = np.abs(run.values).max() or 1.0
+    return {
+        "classes": run.config.classes, "sigma": run.config.sigma, "mode": run.config.mode,
+        "beta": sw.params["beta"], "beta_se": sw.beta_se, "x0": sw.params["x0"], "r2": sw.r2,
+        "a": sw.params["a"], "c": sw.params["c"],
+        "sigmoid_r2": fits["sigmoid"].r2, "relu_r2": fits["relu"].r2,
+        "final_loss": run.final_loss, "initial_loss": run.initial_loss,
+        "change_from_init": float(np.abs(run.values - init).max() / spread),
+        "steps": run.config.steps, "seconds": run.seconds, "seconds_per_step": run.seconds / run.config.steps,
+        "values": run.values.tolist(),
+    }
+
+
+def shape_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest difference of two knot-value vectors after removing the gauge (z-scoring each)."""
+    za = (a - a.mean()) / (a.std() or 1.0)
+    zb = (b - b.mean()) / (b.std() or 1.0)
+    return float(np.abs(za - zb).max())
