@@ -87,3 +87,10 @@ def pwl_class_moments(y: torch.Tensor, knots: torch.Tensor, moments) -> tuple[to
 def class_means(classes: int, mean_range: float, dtype=torch.float64) -> torch.Tensor:
     """Class means evenly spaced on ``[-mean_range, mean_range]`` (the book's mixture convention)."""
     return torch.linspace(-mean_range, mean_range, classes, dtype=dtype)
+
+
+def mass_outside(means: torch.Tensor, sigma: float, lo: float, hi: float) -> float:
+    """P(x < lo or x > hi) under the equal-prior mixture: the share of inputs on the linear tails."""
+    edges = torch.tensor([-math.inf, lo, hi, math.inf], dtype=torch.float64)
+    m0, _, _ = gaussian_segment_moments(edges, torch.as_tensor(means, dtype=torch.float64), sigma)
+    return float((m0[:, 0] + m0[:, 2]).mean())

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .correlation import MixtureCorrelation, correlation_objective
-from .gaussian import class_means
+from .gaussian import class_means, mass_outside
 from .pwl import INITS, PiecewiseLinearActivation
 
 MODES = ("analytic", "sample")
@@ -183,6 +183,8 @@ def summarize(run: UnitRun) -> dict:
         "sigmoid_r2": fits["sigmoid"].r2, "relu_r2": fits["relu"].r2,
         "final_loss": run.final_loss, "initial_loss": run.initial_loss,
         "change_from_init": float(np.abs(run.values - init).max() / spread),
+        "mass_outside_knots": mass_outside(class_means(run.config.classes, run.config.mean_range),
+                                           run.config.sigma, *run.config.x_range),
         "steps": run.config.steps, "seconds": run.seconds, "seconds_per_step": run.seconds / run.config.steps,
         "values": run.values.tolist(),
     }

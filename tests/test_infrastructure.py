@@ -1,0 +1,86 @@
+"""Results files, W&B, the build's cache invalidation, and the claims logic."""
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actfn.claims import DIFFERS, NOT_REPRODUCED, REPRODUCED, unit_claims
+from actfn.results import write_json_atomic
+from actfn.tracking import wandb_logger
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_nothing_on_failure(tmp_path):
+    path = tmp_path / "r.json"
+    write_json_atomic(path, {"a": np.arange(3), "b": float("nan")})
+    assert json.loads(path.read_text()) == {"a": [0, 1, 2], "b": None}
+
+    class Boom:
+        pass
+
+    with pytest.raises(TypeError):
+        write_json_atomic(path, {"a": Boom()})
+    assert json.loads(path.read_text())["a"] == [0, 1, 2]  # old file intact
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left behind
+
+
+def test_wandb_disabled_by_default_and_refuses_unknown_mode():
+    log, finish = wandb_logger()
+    assert log is None
+    finish()
+    with pytest.raises(ValueError, match="wandb_mode"):
+        wandb_logger("sometimes")
+
+
+def test_wandb_offline_writes_locally(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    log, finish = wandb_logger("offline", "activation-test", {"x": 1}, directory=str(tmp_path))
+    log({"loss": 1.0})
+    finish()
+    assert list(tmp_path.rglob("*.wandb")), "offline run file missing"
+
+
+def _load_ext():
+    spec = importlib.util.spec_from_file_location("lib_fingerprint", ROOT / "book" / "_ext" / "lib_fingerprint.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_lib_fingerprint_changes_with_lib(tmp_path):
+    ext = _load_ext()
+    (tmp_path / "lib" / "pkg").mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    mod = tmp_path / "lib" / "pkg" / "m.py"
+    mod.write_text("x = 1\n")
+    before = ext.lib_fingerprint(tmp_path)
+    assert ext.lib_fingerprint(tmp_path) == before
+    mod.write_text("x = 2\n")
+    assert ext.lib_fingerprint(tmp_path) != before
+
+
+def _fit(classes, sigma, mode="analytic", **kw):
+    base = dict(classes=classes, sigma=sigma, mode=mode, beta=2.0, beta_se=0.1, x0=0.0, r2=0.999,
+                sigmoid_r2=0.98, relu_r2=0.98, final_loss=-0.2, change_from_init=0.5, mass_outside_knots=0.0)
+    base.update(kw)
+    return base
+
+
+def test_claims_verdicts_follow_the_numbers():
+    fits = [_fit(2, 1.0, relu_r2=1.0, change_from_init=0.0), _fit(20, 1.0, beta=2.5),
+            _fit(20, 0.6, beta=1.0), _fit(20, 10.0, beta=1.0, r2=0.7)]
+    rows = {r["claim"]: r for r in unit_claims(fits)}
+    assert rows["K=2: ReLU-like shape emerges"]["status"] == DIFFERS
+    assert rows["K=20, σ=1: β ≈ 2.5"]["status"] == REPRODUCED
+    assert rows["K=20, σ=1: x₀ ≈ 0"]["status"] == REPRODUCED
+    assert rows["σ = 0.6: sharper (larger β) than σ = 1"]["status"] == NOT_REPRODUCED
+    assert rows["σ = 10.0: broader (smaller β) than σ = 1"]["status"] == NOT_REPRODUCED
+    fits[1]["beta"] = 1.7
+    rows = {r["claim"]: r for r in unit_claims(fits)}
+    assert rows["K=20, σ=1: β ≈ 2.5"]["status"] == DIFFERS
