@@ -107,18 +107,30 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
                          f"β(σ={sig}) {'>' if cmp is np.greater else '<'} β(σ=1)", status, reason))
 
     if shape_gaps:
-        worst_key = max(shape_gaps, key=shape_gaps.get)
-        worst = shape_gaps[worst_key]
         loss_gaps = []
         for (k, s) in shape_gaps:
             an, sa = _pick(fits, k, s, "analytic"), _pick(fits, k, s, "sample")
             loss_gaps.append(abs(an["final_loss"] - sa["final_loss"]))
-        agree = [g for key, g in shape_gaps.items() if key[1] != 10.0]
-        ok = max(agree, default=0) < 0.1 and max(loss_gaps) < 5e-3
-        rows.append(_row("Analytic and sample training converge to the same shapes",
-                         f"largest z-scored shape gap {worst:.3f} (K={worst_key[0]}, σ={worst_key[1]}); "
-                         f"largest |ΔL| {max(loss_gaps):.1e}",
+        small = {key: g for key, g in shape_gaps.items() if key[1] <= 1.0}
+        large = {key: g for key, g in shape_gaps.items() if key[1] > 1.0}
+        measured = (f"largest z-scored shape gap for σ ≤ 1: {max(small.values(), default=float('nan')):.3f}"
+                    + (f"; for σ > 1: {max(large.values()):.3f}" if large else "")
+                    + f"; largest |ΔL| {max(loss_gaps):.1e}")
+        ok = max(small.values(), default=0) < 0.1 and max(loss_gaps) < 5e-3
+        reason = "same shapes up to sampling noise" if ok else "some runs end at visibly different shapes"
+        if ok and large and max(large.values()) >= 0.1:
+            reason += ("; at large σ the objective is so flat that the two modes end at different f with the "
+                       "same objective value")
+        rows.append(_row("Analytic and sample training converge to the same shapes", measured,
                          "shape gap < 0.1 for σ ≤ 1 and |ΔL| < 5e-3 everywhere",
-                         REPRODUCED if ok else DIFFERS,
-                         "same shapes up to sampling noise" if ok else "some runs end at visibly different shapes"))
+                         REPRODUCED if ok else DIFFERS, reason))
+        ratios = [(_pick(fits, k, s, "sample")["seconds_per_step"] / _pick(fits, k, s, "analytic")["seconds_per_step"])
+                  for (k, s) in shape_gaps
+                  if "seconds_per_step" in (_pick(fits, k, s, "analytic") or {})]
+        if ratios:
+            med = float(np.median(ratios))
+            rows.append(_row("Analytic training is faster", f"sample / analytic time per step: median {med:.1f}x",
+                             "ratio > 1", REPRODUCED if med > 1 else NOT_REPRODUCED,
+                             "closed-form moments are computed once per mixture; a step is two small "
+                             "matrix-vector products, against 10k fresh samples per sample step"))
     return rows
