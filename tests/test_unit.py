@@ -36,3 +36,13 @@ def test_training_lowers_the_objective_and_both_modes_agree():
 def test_two_classes_leave_f_at_its_initialisation():
     run = train_unit(classes=2, sigma=1.0, mode="analytic", steps=50, init="identity")
     np.testing.assert_allclose(run.values, run.snapshots[0] - run.snapshots[0][0], atol=1e-6)
+
+
+def test_nan_objective_stops_with_a_message(monkeypatch):
+    import torch
+
+    from actfn.correlation import MixtureCorrelation
+
+    monkeypatch.setattr(MixtureCorrelation, "objective", lambda self, y: (y * float("nan")).sum())
+    with pytest.raises(FloatingPointError, match="objective became nan at step 1"):
+        train_unit(classes=4, sigma=1.0, mode="analytic", steps=3)

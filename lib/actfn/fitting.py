@@ -77,27 +77,27 @@ def _starts(x, y):
     return amp, span, float(np.min(y))
 
 
-def fit_swish(x, y) -> ShapeFit:
-    """Fit a (x - x0) sigmoid(beta (x - x0)) + c; beta in [1e-3, 1e3], x0 within 3 ranges of x."""
+def _fit_gated(func, family: str, x, y, amplitude: str) -> ShapeFit:
+    """Fit a four-parameter family (a, beta, x0, c) from a grid of starts; beta in [1e-3, 1e3]."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    amp, _, ymin = _starts(x, y)
+    slope, span, ymin = _starts(x, y)
+    amp = slope if amplitude == "slope" else span
     lim = 3 * float(np.max(np.abs(x)))
     starts = [(s * amp, b, x0, ymin) for s, b, x0 in itertools.product((1, -1), (0.5, 1.5, 3.0, 8.0), (-1.0, 0.0, 1.0))]
     bounds = ([-np.inf, 1e-3, -lim, -np.inf], [np.inf, 1e3, lim, np.inf])
-    popt, pcov, r2 = _best_fit(swish, x, y, starts, bounds)
+    popt, pcov, r2 = _best_fit(func, x, y, starts, bounds)
     se = float(np.sqrt(pcov[1, 1])) if np.all(np.isfinite(pcov)) else float("nan")
-    return ShapeFit("swish", dict(zip(("a", "beta", "x0", "c"), map(float, popt))), r2, se)
+    return ShapeFit(family, dict(zip(("a", "beta", "x0", "c"), map(float, popt))), r2, se)
+
+
+def fit_swish(x, y) -> ShapeFit:
+    """Fit a (x - x0) sigmoid(beta (x - x0)) + c; x0 within three times the range of x."""
+    return _fit_gated(swish, "swish", x, y, amplitude="slope")
 
 
 def fit_sigmoid(x, y) -> ShapeFit:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    _, span, ymin = _starts(x, y)
-    lim = 3 * float(np.max(np.abs(x)))
-    starts = [(s * span, b, x0, ymin) for s, b, x0 in itertools.product((1, -1), (0.5, 1.5, 3.0, 8.0), (-1.0, 0.0, 1.0))]
-    bounds = ([-np.inf, 1e-3, -lim, -np.inf], [np.inf, 1e3, lim, np.inf])
-    popt, pcov, r2 = _best_fit(sigmoid_shape, x, y, starts, bounds)
-    se = float(np.sqrt(pcov[1, 1])) if np.all(np.isfinite(pcov)) else float("nan")
-    return ShapeFit("sigmoid", dict(zip(("a", "beta", "x0", "c"), map(float, popt))), r2, se)
+    """Fit a sigmoid(beta (x - x0)) + c."""
+    return _fit_gated(sigmoid_shape, "sigmoid", x, y, amplitude="span")
 
 
 def fit_relu(x, y) -> ShapeFit:

@@ -61,26 +61,29 @@ def posterior_mixture_objective(w: torch.Tensor, means: torch.Tensor, sigma: flo
     return rho, signed_objective(rho)
 
 
-def posterior_optimum(means, sigma: float, steps: int = 3000, lr: float = 0.05, seed: int = 0) -> PosteriorOptimum:
+def posterior_optimum(means, sigma: float, iterations: int = 400, seed: int = 0) -> PosteriorOptimum:
     """Minimise L over the weights of a posterior mixture (the family every optimum lies in).
 
-    Starts from increasing weights (f increasing, as the ReLU-initialised PWL trainer) and uses Adam;
-    weights are re-centred and normalised after each step (the gauge).
+    Starts from increasing weights (f increasing, like the ReLU-initialised PWL trainer) and runs
+    L-BFGS in float64; the weights are centred and normalised at the end (the gauge).
     """
     means = torch.as_tensor(means, dtype=torch.float64)
     k = means.shape[0]
     torch.manual_seed(seed)
     w = torch.linspace(-1, 1, k, dtype=torch.float64).clamp_min(0).requires_grad_()
-    opt = torch.optim.Adam([w], lr=lr)
-    for _ in range(steps):
-        _, loss = posterior_mixture_objective(w, means, sigma)
+    opt = torch.optim.LBFGS([w], lr=1.0, max_iter=iterations, tolerance_grad=1e-12, tolerance_change=1e-15,
+                            history_size=50, line_search_fn="strong_wolfe")
+
+    def closure():
         opt.zero_grad()
+        _, loss = posterior_mixture_objective(w, means, sigma)
         loss.backward()
-        opt.step()
-        with torch.no_grad():
-            w -= w.min()
-            w /= w.norm().clamp_min(1e-12)
+        return loss
+
+    opt.step(closure)
     with torch.no_grad():
+        w -= w.min()
+        w /= w.norm().clamp_min(1e-12)
         rho, loss = posterior_mixture_objective(w, means, sigma)
     return PosteriorOptimum(w.detach().numpy(), rho.numpy(), float(loss), means.numpy(), float(sigma))
 

@@ -1,0 +1,61 @@
+"""The optimum of the correlation objective is a mixture of class posteriors (theory chapter)."""
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+import actfn
+from actfn import derivations as D
+from actfn import theory as T
+
+
+def test_posterior_optimum_is_stationary_and_matches_the_learned_pwl():
+    means = actfn.class_means(8, 2.0)
+    opt = T.posterior_optimum(means, 1.0)
+    assert T.stationarity_residual(opt) < 1e-6          # w_k = A |rho_k| + B
+    run = actfn.train_unit(classes=8, sigma=1.0, steps=500)
+    assert opt.objective <= run.final_loss + 1e-4       # no PWL f beats the function-space optimum
+    f = opt(run.knots)
+    design = np.vstack([f, np.ones_like(f)]).T
+    coef, *_ = np.linalg.lstsq(design, run.values, rcond=None)
+    r2 = 1 - ((run.values - design @ coef) ** 2).sum() / ((run.values - run.values.mean()) ** 2).sum()
+    assert r2 > 0.999
+
+
+def test_objective_never_beats_the_ceiling():
+    for k in (3, 5, 8):
+        opt = T.posterior_optimum(actfn.class_means(k, 6.0), 0.3)  # well separated: close to the ceiling
+        assert -opt.objective <= (k - 2) / (k - 1) + 1e-9
+        assert -opt.objective > 0.9 * (k - 2) / (k - 1)
+
+
+def test_smoothing_identity_class_means_are_smoothed_f():
+    knots = torch.linspace(-3, 3, 33, dtype=torch.float64)
+    y = torch.relu(knots) + 0.3 * torch.cos(knots)
+    means = actfn.class_means(5, 2.0)
+    mean, _ = actfn.MixtureCorrelation(knots, means, 0.8).class_moments(y)
+    # Gauss-Hermite is exact for polynomials and converges slowly across the kinks of a PWL f
+    x = np.array([-1.0, 0.0, 2.0])
+    np.testing.assert_allclose(T.gaussian_smoothing(lambda v: v ** 2, x, 0.8), x ** 2 + 0.64, rtol=1e-12)
+    smooth = T.gaussian_smoothing(lambda v: actfn.piecewise_linear(torch.as_tensor(v), y).numpy(), means.numpy(), 0.8,
+                                  nodes=150)
+    np.testing.assert_allclose(mean.numpy(), smooth, atol=2e-3)
+
+
+def test_left_tail_rate_is_spacing_over_variance():
+    expr, slope = D.posterior_log_odds()
+    assert slope == sp.Symbol("Delta", real=True) / D.sigma ** 2
+    assert T.left_tail_rate([0.0, 0.5, 1.0], 0.5) == pytest.approx(2.0)
+
+
+def test_tail_segments_equal_the_sympy_closed_forms():
+    edges = torch.tensor([-math.inf, -1.0, 0.5, math.inf], dtype=torch.float64)
+    mu, sigma = 0.3, 1.4
+    m = actfn.gaussian_segment_moments(edges, torch.tensor([mu], dtype=torch.float64), sigma)
+    for n in range(3):
+        left = sp.lambdify((D.b, D.mu, D.sigma), D.truncated_moment_closed_form(n, -sp.oo, D.b), "math")
+        right = sp.lambdify((D.a, D.mu, D.sigma), D.truncated_moment_closed_form(n, D.a, sp.oo), "math")
+        assert m[n][0, 0].item() == pytest.approx(left(-1.0, mu, sigma), rel=1e-12)
+        assert m[n][0, 2].item() == pytest.approx(right(0.5, mu, sigma), rel=1e-12)
