@@ -48,6 +48,14 @@ def test_left_tail_rate_is_spacing_over_variance():
     expr, slope = D.posterior_log_odds()
     assert slope == sp.Symbol("Delta", real=True) / D.sigma ** 2
     assert T.left_tail_rate([0.0, 0.5, 1.0], 0.5) == pytest.approx(2.0)
+    # the optimum's slope decays at that rate far to the left
+    opt = T.posterior_optimum(actfn.class_means(8, 2.0), 1.0)
+    x = np.linspace(-30, -20, 1001)
+    rate = np.gradient(np.log(np.abs(opt.derivative(x))), x)
+    assert rate[500] == pytest.approx(T.left_tail_rate(opt.means, 1.0), rel=1e-2)
+    # and the closed-form derivative is the derivative
+    xs = np.linspace(-3, 3, 61)
+    np.testing.assert_allclose(opt.derivative(xs), (opt(xs + 1e-6) - opt(xs - 1e-6)) / 2e-6, atol=1e-6)
 
 
 def test_tail_segments_equal_the_sympy_closed_forms():

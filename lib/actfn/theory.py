@@ -46,6 +46,15 @@ class PosteriorOptimum:
         post = class_posteriors(xt, torch.as_tensor(self.means), self.sigma)
         return (post @ torch.as_tensor(self.weights)).numpy()
 
+    def derivative(self, x) -> np.ndarray:
+        """f'(x) in closed form: dP_k/dx = P_k (a_k - sum_j P_j a_j) with a_k = mu_k / sigma^2.
+
+        (Finite differences lose the far-left tail, where f is flat to many digits.)
+        """
+        post = class_posteriors(torch.as_tensor(np.asarray(x, dtype=float)), torch.as_tensor(self.means), self.sigma).numpy()
+        a = self.means / self.sigma ** 2
+        return (post * (a - (post * a).sum(-1, keepdims=True))) @ self.weights
+
 
 def posterior_mixture_objective(w: torch.Tensor, means: torch.Tensor, sigma: float, nodes: int = 64):
     """Exact (quadrature) rho_k and L of f(x) = sum_j w_j P(j|x) on the mixture."""
