@@ -48,6 +48,8 @@ def test_smoke_run(chapter, tmp_path):
     ("unit_experiments", {"modes": ["exact"], "steps": 2}, "mode"),
     ("unit_experiments", {"init": "gelu", "steps": 2}, "init"),
     ("unit_experiments", {"num_knots": 1, "steps": 2}, "num_knots"),
+    ("unit_experiments", {"mean_ranges": [-1.0], "steps": 2}, "mean_range"),
+    ("unit_experiments", {"seed_repeats": -1, "steps": 2}, "seed_repeats"),
     ("intro", {"classes": 1}, "classes"),
     ("theory", {"sigma": -1.0}, "sigma"),
 ])

@@ -157,11 +157,24 @@ def max_signed_objective(classes: int) -> float:
     return (classes - 2) / (classes - 1)
 
 
-def run_grid(classes=(2, 8, 20), sigmas=(0.6, 1.0, 10.0), modes=MODES, show_progress: bool = True,
-             **common) -> list[UnitRun]:
-    """Every (K, sigma, mode) combination with the same remaining settings; validated up front."""
-    configs = [UnitConfig(classes=int(k), sigma=float(s), mode=m, **common)
-               for k in classes for s in sigmas for m in modes]
+def _as_list(name: str, value) -> list:
+    """A grid axis given as one value or a list of values (papermill passes either)."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise ValueError(f"parameter {name!r} must name at least one value, got {value!r}")
+    return values
+
+
+def grid_configs(classes=(2, 8, 20), sigmas=(0.6, 1.0, 10.0), modes=MODES, **common) -> list[UnitConfig]:
+    """Every (K, sigma, mode) combination, validated before any training starts."""
+    axes = {"classes": _as_list("classes", classes), "sigma": _as_list("sigmas", sigmas),
+            "mode": _as_list("modes", modes)}
+    return [UnitConfig(classes=k, sigma=float(s) if isinstance(s, (int, float)) else s, mode=m, **common)
+            for k in axes["classes"] for s in axes["sigma"] for m in axes["mode"]]
+
+
+def run_grid(configs: list[UnitConfig], show_progress: bool = True) -> list[UnitRun]:
+    """Train every configuration of :func:`grid_configs`, with a progress bar."""
     if show_progress:
         from .progress import progress
         configs = progress(configs, desc="unit runs")
