@@ -27,8 +27,8 @@ def test_posterior_optimum_is_stationary_and_matches_the_learned_pwl():
 def test_objective_never_beats_the_ceiling():
     for k in (3, 5, 8):
         opt = T.posterior_optimum(actfn.class_means(k, 6.0), 0.3)  # well separated: close to the ceiling
-        assert -opt.objective <= (k - 2) / (k - 1) + 1e-9
-        assert -opt.objective > 0.9 * (k - 2) / (k - 1)
+        assert -opt.objective <= actfn.max_signed_objective(k) + 1e-9
+        assert -opt.objective > 0.9 * actfn.max_signed_objective(k)
 
 
 def test_smoothing_identity_class_means_are_smoothed_f():

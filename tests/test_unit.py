@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from actfn import UnitConfig, train_unit
-from actfn.unit import max_signed_objective
+from actfn import max_signed_objective
 
 
 @pytest.mark.parametrize("kwargs,name", [({"classes": 1}, "classes"), ({"sigma": 0}, "sigma"),

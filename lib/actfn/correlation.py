@@ -33,6 +33,11 @@ def signed_objective(rho: torch.Tensor) -> torch.Tensor:
     return -(rho * rho.abs()).sum(-1)
 
 
+def max_signed_objective(classes: int) -> float:
+    """The ceiling of -L for equal priors, (K - 2) / (K - 1): one class separated perfectly from the rest."""
+    return (classes - 2) / (classes - 1)
+
+
 def batch_classwise_correlations(f: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
     """Pearson correlations of each unit with each class indicator over a batch.
 
