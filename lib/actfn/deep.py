@@ -1,0 +1,337 @@
+"""Training deep networks with learned activations (seed 000, sections 3.2 and 4.2).
+
+Two modes:
+
+- ``backprop``: cross-entropy end to end; one Adam with two parameter groups (backbone lr,
+  activation lr).
+- ``local_correlation``: the backbone learns by cross-entropy only; every activation learns by the
+  correlation objective of the theory chapter on its own layer's (detached) pre-activations and the
+  labels, with its own Adam, and receives no cross-entropy gradient.
+
+After every activation step the knots are projected (left knot to zero, optional L2 norm).
+A checkpoint is written atomically after every epoch; a run given the same checkpoint path
+resumes from it and continues exactly as the uninterrupted run would (the data order and the
+augmentation of epoch e depend only on (seed, e)).  A non-finite loss stops the run with a message
+and leaves the last good checkpoint in place.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .correlation import correlation_objective
+from .data import DATASETS, ImageData, batches
+from .fitting import fit_swish
+from .models import ACTIVATIONS, MODELS, activation_layers, build_model
+from .pwl import PiecewiseLinearActivation, piecewise_linear
+
+DEEP_MODES = ("backprop", "local_correlation")
+
+
+def _require(ok, name, value, what):
+    if not ok:
+        raise ValueError(f"parameter {name!r} {what}, got {value!r}")
+
+
+@dataclass
+class DeepConfig:
+    model: str = "vgg11"
+    dataset: str = "fashion_mnist"
+    mode: str = "backprop"
+    activation: str = "pwl"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-3           # backbone
+    act_lr: float = 1e-2       # activations
+    per_channel: bool = False
+    width: float = 1.0
+    train_size: int | None = None   # None = the whole training set
+    val_size: int = 5000            # held out from the training set for per-epoch validation
+    test_size: int | None = None
+    normalize: bool = False
+    snapshots: int = 12        # activation snapshots over training (geometric in steps)
+    seed: int = 0
+
+    def __post_init__(self):
+        _require(self.model in MODELS, "model", self.model, f"must be one of {MODELS}")
+        _require(self.dataset in DATASETS, "dataset", self.dataset, f"must be one of {DATASETS}")
+        _require(self.mode in DEEP_MODES, "mode", self.mode, f"must be one of {DEEP_MODES}")
+        _require(self.activation in ACTIVATIONS, "activation", self.activation, f"must be one of {ACTIVATIONS}")
+        _require(self.mode == "backprop" or self.activation == "pwl", "mode", self.mode,
+                 "local_correlation needs activation='pwl' (ReLU and SiLU have nothing to learn)")
+        for name in ("epochs", "batch_size", "snapshots"):
+            v = getattr(self, name)
+            _require(isinstance(v, (int, np.integer)) and v >= 1, name, v, "must be an integer >= 1")
+        for name in ("lr", "act_lr", "width"):
+            v = getattr(self, name)
+            _require(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, name, v, "must be a number > 0")
+        for name in ("train_size", "test_size"):
+            v = getattr(self, name)
+            _require(v is None or (isinstance(v, (int, np.integer)) and v >= 2), name, v, "must be None or an integer >= 2")
+        _require(isinstance(self.val_size, (int, np.integer)) and self.val_size >= 1, "val_size", self.val_size,
+                 "must be an integer >= 1")
+        _require(isinstance(self.per_channel, bool), "per_channel", self.per_channel, "must be True or False")
+        _require(isinstance(self.seed, (int, np.integer)), "seed", self.seed, "must be an integer")
+
+
+@dataclass
+class DeepRun:
+    config: DeepConfig
+    history: list = field(default_factory=list)      # one dict per epoch
+    snapshots: dict = field(default_factory=dict)    # step -> [knot values per layer]
+    test_loss: float = float("nan")
+    test_acc: float = float("nan")
+    seconds: float = 0.0
+    steps_per_epoch: int = 0
+
+
+def pwl_layers(model) -> list[PiecewiseLinearActivation]:
+    return [m for m in activation_layers(model) if isinstance(m, PiecewiseLinearActivation)]
+
+
+def split_train_val(data: ImageData, cfg: DeepConfig) -> tuple[ImageData, ImageData]:
+    """A fixed random split of the (optionally subsampled) training set into train and validation."""
+    n_total = len(data) if cfg.train_size is None else min(len(data), cfg.train_size + cfg.val_size)
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(10_000 + cfg.seed))[:n_total]
+    n_val = min(cfg.val_size, n_total // 5) if cfg.train_size is not None and n_total < len(data) else cfg.val_size
+    n_val = min(n_val, n_total - 1)
+    pick = lambda idx: ImageData(data.name, data.images[idx], data.labels[idx], data.mean, data.std)
+    return pick(perm[n_val:]), pick(perm[:n_val])
+
+
+def snapshot_steps(total: int, count: int) -> set[int]:
+    pts = np.unique(np.round(np.geomspace(1, max(total, 1), max(count - 1, 1))).astype(int))
+    return {0, *map(int, pts), total}
+
+
+@torch.no_grad()
+def evaluate(model, data: ImageData, batch_size: int = 512) -> tuple[float, float]:
+    model.eval()
+    loss = correct = 0.0
+    for x, y in batches(data, batch_size):
+        out = model(x)
+        loss += F.cross_entropy(out, y, reduction="sum").item()
+        correct += (out.argmax(1) == y).sum().item()
+    model.train()
+    return loss / len(data), correct / len(data)
+
+
+class _Capture:
+    """Forward pre-hooks that keep each PWL layer's (detached) input for the local objective."""
+
+    def __init__(self, layers):
+        self.inputs = [None] * len(layers)
+        self.handles = [layer.register_forward_pre_hook(self._hook(i)) for i, layer in enumerate(layers)]
+
+    def _hook(self, i):
+        def hook(module, args):
+            self.inputs[i] = args[0].detach()
+        return hook
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def local_correlation_loss(layer: PiecewiseLinearActivation, z: torch.Tensor, labels: torch.Tensor,
+                           classes: int) -> torch.Tensor:
+    """Signed objective of every channel of the layer; spatial positions count as samples."""
+    if z.dim() == 4:
+        b, c, h, w = z.shape
+        lab = labels.repeat_interleave(h * w)
+        f = piecewise_linear(z, layer.values, layer.lo, layer.hi)
+        f = f.permute(0, 2, 3, 1).reshape(b * h * w, c)
+    else:
+        lab, f = labels, piecewise_linear(z, layer.values, layer.lo, layer.hi)
+    return correlation_objective(f, lab, classes)
+
+
+def _save_atomic(obj, path: Path):
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, checkpoint: str | os.PathLike | None = None,
+               log=None, show_progress: bool = True, max_epochs: int | None = None) -> tuple[DeepRun, torch.nn.Module]:
+    """Train ``cfg.model`` on ``train_data``; ``max_epochs`` stops early (for tests of resuming)."""
+    torch.manual_seed(cfg.seed)
+    train, val = split_train_val(train_data, cfg)
+    test = test_data.subset(cfg.test_size, seed=cfg.seed)
+    classes = int(train_data.labels.max().item()) + 1
+    model = build_model(cfg.model, train.channels, classes, cfg.activation, cfg.per_channel, cfg.width)
+    acts = pwl_layers(model)
+    act_params = [p for layer in acts for p in layer.parameters()]
+    act_ids = {id(p) for p in act_params}
+    backbone = [p for p in model.parameters() if id(p) not in act_ids]
+    if cfg.mode == "backprop":
+        groups = [{"params": backbone, "lr": cfg.lr}] + ([{"params": act_params, "lr": cfg.act_lr}] if act_params else [])
+        optimizers = {"main": torch.optim.Adam(groups)}
+    else:
+        optimizers = {"backbone": torch.optim.Adam(backbone, lr=cfg.lr),
+                      "activation": torch.optim.Adam(act_params, lr=cfg.act_lr)}
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    snaps = snapshot_steps(steps_per_epoch * cfg.epochs, cfg.snapshots)
+    run = DeepRun(cfg, steps_per_epoch=steps_per_epoch)
+    start_epoch = 0
+
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        if state["config"] != asdict(cfg):
+            raise ValueError(f"checkpoint {ckpt} was written by a different configuration; remove it or "
+                             f"choose another checkpoint path")
+        model.load_state_dict(state["model"])
+        for k, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        run.history, run.snapshots, run.seconds = state["history"], state["snapshots"], state["seconds"]
+        start_epoch = state["epoch"]
+    elif acts:
+        run.snapshots[0] = [layer.values.detach().clone().numpy() for layer in acts]
+
+    capture = _Capture(acts) if cfg.mode == "local_correlation" else None
+    last_epoch = cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs)
+    model.train()
+    try:
+        for epoch in range(start_epoch, last_epoch):
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            it = batches(train, cfg.batch_size, gen, train=True)
+            if show_progress:
+                from .progress import progress
+                it = progress(it, total=steps_per_epoch, desc=f"{cfg.model} {cfg.activation} {cfg.mode} "
+                                                                f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+            t0 = time.perf_counter()
+            tot_loss = tot_correct = seen = 0.0
+            for i, (x, y) in enumerate(it):
+                step = epoch * steps_per_epoch + i + 1
+                if cfg.mode == "local_correlation":
+                    for p in act_params:
+                        p.requires_grad_(False)  # no cross-entropy gradient reaches the activations
+                out = model(x)
+                loss = F.cross_entropy(out, y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step} of {cfg.model} "
+                        f"({cfg.activation}, {cfg.mode}); the last good checkpoint is "
+                        f"{ckpt if ckpt else 'not kept (no checkpoint path)'}")
+                for opt in optimizers.values():
+                    opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.mode == "backprop":
+                    optimizers["main"].step()
+                else:
+                    optimizers["backbone"].step()
+                    for p in act_params:
+                        p.requires_grad_(True)
+                    corr = sum(local_correlation_loss(layer, z, y, classes) for layer, z in zip(acts, capture.inputs))
+                    if not torch.isfinite(corr):
+                        raise FloatingPointError(f"non-finite correlation objective at epoch {epoch + 1}, step {step}")
+                    corr.backward()
+                    optimizers["activation"].step()
+                for layer in acts:
+                    layer.project_(normalize=cfg.normalize)
+                tot_loss += loss.item() * len(y)
+                tot_correct += (out.argmax(1) == y).sum().item()
+                seen += len(y)
+                if step in snaps and acts:
+                    run.snapshots[step] = [layer.values.detach().clone().numpy() for layer in acts]
+            run.seconds += time.perf_counter() - t0
+            val_loss, val_acc = evaluate(model, val)
+            record = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_correct / seen,
+                      "val_loss": val_loss, "val_acc": val_acc, "seconds": run.seconds}
+            run.history.append(record)
+            if log is not None:
+                log(record)
+            if ckpt is not None:
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                _save_atomic({"config": asdict(cfg), "epoch": epoch + 1, "model": model.state_dict(),
+                              "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                              "history": run.history, "snapshots": run.snapshots, "seconds": run.seconds}, ckpt)
+    finally:
+        if capture is not None:
+            capture.remove()
+    if len(run.history) == cfg.epochs:
+        run.test_loss, run.test_acc = evaluate(model, test)
+    return run, model
+
+
+def layer_fits(model) -> list[dict]:
+    """Swish fit of every PWL layer's final knots (per-channel layers: the channel-mean knots)."""
+    rows = []
+    for i, layer in enumerate(pwl_layers(model)):
+        values = layer.values.detach().numpy()
+        values = values.mean(0) if values.ndim == 2 else values
+        knots = layer.knots.numpy()
+        fit = fit_swish(knots, values)
+        rows.append({"layer": i, "beta": fit.params["beta"], "beta_se": fit.beta_se, "x0": fit.params["x0"],
+                     "r2": fit.r2})
+    return rows
+
+
+@torch.no_grad()
+def preactivation_samples(model, data: ImageData, n_images: int = 512, per_class: int = 4000, seed: int = 0):
+    """Per layer, per class: a sample of the pre-activation values (inputs of each activation).
+
+    Returns ``{layer: {class: 1-d array}}`` pooled over channels and positions, and the per-channel
+    version ``{layer: (values (N, C), labels (N,))}`` for the Gaussianity statistics.
+    """
+    layers = activation_layers(model)
+    store = [None] * len(layers)
+    handles = [l.register_forward_pre_hook(lambda m, a, i=i: store.__setitem__(i, a[0].detach()))
+               for i, l in enumerate(layers)]
+    sub = data.subset(n_images, seed=seed)
+    x, y = next(batches(sub, n_images))
+    model.eval()
+    model(x)
+    model.train()
+    for h in handles:
+        h.remove()
+    gen = np.random.default_rng(seed)
+    out = {}
+    for i, z in enumerate(store):
+        if z.dim() == 4:
+            b, c, h, w = z.shape
+            vals = z.permute(0, 2, 3, 1).reshape(b * h * w, c).numpy()
+            labs = y.repeat_interleave(h * w).numpy()
+        else:
+            vals, labs = z.numpy(), y.numpy()
+        if len(labs) > 20 * per_class:
+            keep = gen.choice(len(labs), 20 * per_class, replace=False)
+            vals, labs = vals[keep], labs[keep]
+        out[i] = (vals, labs)
+    return out
+
+
+def gaussianity(samples) -> list[dict]:
+    """Per layer: median over (channel, class) of the Kolmogorov-Smirnov distance between the
+    standardised per-class pre-activations of one channel and N(0, 1), plus the median |skewness|
+    and |excess kurtosis|.  0 means Gaussian; two Gaussians shifted by one sd are at KS ~ 0.38."""
+    from scipy import stats
+
+    rows = []
+    for layer, (vals, labs) in samples.items():
+        ks, sk, ku = [], [], []
+        for k in np.unique(labs):
+            v = vals[labs == k]
+            if len(v) < 20:
+                continue
+            for c in range(v.shape[1]):
+                col = v[:, c]
+                sd = col.std()
+                if sd <= 1e-8:
+                    continue
+                zc = (col - col.mean()) / sd
+                ks.append(stats.kstest(zc, "norm").statistic)
+                sk.append(abs(stats.skew(zc)))
+                ku.append(abs(stats.kurtosis(zc)))
+        rows.append({"layer": layer, "ks": float(np.median(ks)) if ks else float("nan"),
+                     "skew": float(np.median(sk)) if sk else float("nan"),
+                     "kurtosis": float(np.median(ku)) if ku else float("nan")})
+    return rows

@@ -1,0 +1,119 @@
+"""Deep networks: models, data paths, the two training modes, checkpoints."""
+import numpy as np
+import pytest
+import torch
+
+from actfn import data as D
+from actfn.deep import DeepConfig, local_correlation_loss, pwl_layers, train_deep
+from actfn.models import MODELS, activation_layers, build_model
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_output_shapes(name, channels):
+    model = build_model(name, in_channels=channels, width=0.125)
+    assert model(torch.randn(2, channels, 32, 32)).shape == (2, 10)
+
+
+def test_shared_vs_per_channel_parameter_counts():
+    shared = build_model("vgg11", width=0.25)
+    per = build_model("vgg11", width=0.25, per_channel=True)
+    layers_s, layers_p = pwl_layers(shared), pwl_layers(per)
+    assert sum(l.values.numel() for l in layers_s) == 33 * len(layers_s)
+    assert sum(l.values.numel() for l in layers_p) == 33 * sum(l.num_channels for l in layers_p)
+    n = lambda m: sum(p.numel() for p in m.parameters())
+    assert n(per) - n(shared) == sum(l.values.numel() for l in layers_p) - 33 * len(layers_s)
+    assert len(activation_layers(build_model("resnet10", width=0.25))) == 9
+
+
+@pytest.mark.parametrize("kwargs,name", [({"model": "vgg19"}, "model"), ({"dataset": "mnist"}, "dataset"),
+                                         ({"mode": "hebbian"}, "mode"), ({"activation": "gelu"}, "activation"),
+                                         ({"epochs": 0}, "epochs"), ({"width": 0}, "width"),
+                                         ({"mode": "local_correlation", "activation": "relu"}, "mode")])
+def test_bad_parameters_are_refused_by_name(kwargs, name):
+    with pytest.raises(ValueError, match=f"'{name}'"):
+        DeepConfig(**kwargs)
+
+
+def _fixture_data(tmp_path, n_train=120, n_test=60):
+    D.write_cifar10_fixture(tmp_path, n_train=n_train, n_test=n_test)
+    return D.load_dataset("cifar10", tmp_path, train=True), D.load_dataset("cifar10", tmp_path, train=False)
+
+
+def test_cifar_fixture_loads_through_the_cifar10_path_and_trains(tmp_path):
+    train, test = _fixture_data(tmp_path)
+    assert train.images.shape == (120, 3, 32, 32) and train.images.dtype == torch.uint8
+    assert test.images.shape == (60, 3, 32, 32)
+    cfg = DeepConfig(model="resnet10", dataset="cifar10", epochs=1, batch_size=32, width=0.125, val_size=20)
+    run, _ = train_deep(cfg, train, test, show_progress=False)
+    assert 0 <= run.test_acc <= 1 and len(run.history) == 1
+
+
+def test_missing_dataset_says_where_and_how(tmp_path):
+    with pytest.raises(D.DatasetMissing, match="cifar-10-batches-py.*fashion_mnist"):
+        D.load_dataset("cifar10", tmp_path / "nothing", train=True)
+    with pytest.raises(D.DatasetMissing, match="apt-get install dataset-fashion-mnist"):
+        D.prepare_fashion_mnist(tmp_path / "fm", source=tmp_path / "no-such-dir")
+
+
+def test_local_correlation_mode_keeps_the_two_gradients_apart(tmp_path):
+    train, _ = _fixture_data(tmp_path)
+    model = build_model("vgg11", width=0.125)
+    acts = pwl_layers(model)
+    x, y = next(D.batches(train, 32))
+    # cross-entropy with the knots frozen, as the trainer does: no gradient reaches the knots
+    for layer in acts:
+        layer.values.requires_grad_(False)
+    captured = []
+    hooks = [l.register_forward_pre_hook(lambda m, a: captured.append(a[0].detach())) for l in acts]
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    for h in hooks:
+        h.remove()
+    assert all(layer.values.grad is None for layer in acts)
+    backbone_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    # the correlation objective on the detached pre-activations: gradients only for the knots
+    for layer in acts:
+        layer.values.requires_grad_(True)
+    sum(local_correlation_loss(l, z, y, 10) for l, z in zip(acts, captured)).backward()
+    assert all(layer.values.grad is not None and layer.values.grad.abs().sum() > 0 for layer in acts)
+    for n, p in model.named_parameters():
+        if n in backbone_grads:
+            assert torch.equal(p.grad, backbone_grads[n]), n
+
+
+def test_local_correlation_training_changes_knots_only_by_the_objective(tmp_path, monkeypatch):
+    train, test = _fixture_data(tmp_path)
+    cfg = DeepConfig(model="vgg11", dataset="cifar10", mode="local_correlation", epochs=1, batch_size=32,
+                     width=0.125, val_size=20, test_size=20)
+    import actfn.deep as deep
+
+    monkeypatch.setattr(deep, "local_correlation_loss", lambda layer, z, y, k: 0.0 * layer.values.sum())
+    run, model = train_deep(cfg, train, test, show_progress=False)
+    # with a zero objective the knots never move (projection of a ReLU init is the identity)
+    for layer in pwl_layers(model):
+        torch.testing.assert_close(layer.values.detach(), layer.knots.clamp(min=0))
+
+
+def test_resume_continues_exactly(tmp_path):
+    train, test = _fixture_data(tmp_path)
+    cfg = DeepConfig(model="vgg11", dataset="cifar10", epochs=2, batch_size=32, width=0.125, val_size=20, seed=3)
+    full, m_full = train_deep(cfg, train, test, checkpoint=tmp_path / "a.pt", show_progress=False)
+    part, _ = train_deep(cfg, train, test, checkpoint=tmp_path / "b.pt", show_progress=False, max_epochs=1)
+    assert len(part.history) == 1 and np.isnan(part.test_acc)
+    resumed, m_res = train_deep(cfg, train, test, checkpoint=tmp_path / "b.pt", show_progress=False)
+    for (n, a), (_, b) in zip(m_full.state_dict().items(), m_res.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=n)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]
+    assert strip(resumed.history) == strip(full.history) and resumed.test_acc == full.test_acc
+
+
+def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
+    train, test = _fixture_data(tmp_path)
+    cfg = DeepConfig(model="vgg11", dataset="cifar10", epochs=2, batch_size=32, width=0.125, val_size=20)
+    ckpt = tmp_path / "run.pt"
+    train_deep(cfg, train, test, checkpoint=ckpt, show_progress=False, max_epochs=1)
+    saved = ckpt.read_bytes()
+    bad = D.ImageData(train.name, train.images, train.labels, train.mean, train.std * 0)  # division by 0 -> NaN
+    with pytest.raises(FloatingPointError, match="last good checkpoint"):
+        train_deep(cfg, bad, test, checkpoint=ckpt, show_progress=False)
+    assert ckpt.read_bytes() == saved
