@@ -3,9 +3,21 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup book test bench clean
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: setup data book test bench clean
 
 setup: $(VENV)/.installed
+
+# Fashion-MNIST, the offline dataset of the deep-network chapter and its tests (Debian package)
+data:
+	@if [ ! -f $(FASHION_MNIST) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq dataset-fashion-mnist || (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)); \
+	  else \
+	    echo "Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist' (or use CIFAR-10 online)"; exit 1; \
+	  fi; \
+	fi
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,10 +25,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install -r requirements.txt
 	touch $@
 
-book: setup        ## set up, then build the whole book into _build/html
+book: setup data   ## set up, then build the whole book into _build/html
 	PATH="$(abspath $(BIN)):$$PATH" jupyter-book build book/
 
-test: setup        ## set up, then run the test suite
+test: setup data   ## set up, then run the test suite
 	WANDB_MODE=disabled $(BIN)/python -m pytest
 
 bench: setup       ## benchmarks (ratios; not part of the tests)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ["intro", "theory", "unit_experiments"]
+CHAPTERS = ["intro", "theory", "unit_experiments", "deep_networks"]
 
 
 def _execute(chapter, tmp_path, **parameters):
@@ -31,8 +31,10 @@ def test_every_chapter_has_exactly_one_parameters_cell():
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_smoke_run(chapter, tmp_path):
     params = yaml.safe_load((ROOT / "params" / chapter / "smoke.yaml").read_text())
-    if chapter == "unit_experiments":
+    if chapter in ("unit_experiments", "deep_networks"):
         params["results_dir"] = str(tmp_path / "results")
+    if chapter == "deep_networks":
+        params["checkpoint_dir"] = str(tmp_path / "checkpoints")
     _execute(chapter, tmp_path, **params)
     if chapter == "unit_experiments":
         data = json.loads((tmp_path / "results" / "unit_experiments.json").read_text())
@@ -40,6 +42,15 @@ def test_smoke_run(chapter, tmp_path):
                                                                      (3, "analytic"), (3, "sample")}
         for f in data["fits"]:
             assert {"classes", "sigma", "mode", "beta", "x0", "r2", "final_loss", "seconds"} <= set(f)
+    if chapter == "deep_networks":
+        data = json.loads((tmp_path / "results" / "deep_networks.json").read_text())
+        assert data["dataset"] == "fashion_mnist"
+        runs = {(r["model"], r["activation"], r["mode"]) for r in data["runs"]}
+        assert runs == {("vgg11", "pwl", "backprop"), ("vgg11", "pwl", "local_correlation"), ("vgg11", "relu", "backprop")}
+        for r in data["runs"]:
+            assert {"model", "dataset", "mode", "epochs", "test_acc", "layers"} <= set(r)
+            if r["activation"] == "pwl":
+                assert len(r["layers"]) == 8 and {"layer", "beta", "x0", "r2"} <= set(r["layers"][0])
 
 
 @pytest.mark.parametrize("chapter,params,name", [
@@ -52,11 +63,23 @@ def test_smoke_run(chapter, tmp_path):
     ("unit_experiments", {"seed_repeats": -1, "steps": 2}, "seed_repeats"),
     ("intro", {"classes": 1}, "classes"),
     ("theory", {"sigma": -1.0}, "sigma"),
+    ("deep_networks", {"model": "vgg19", "dataset": "fashion_mnist"}, "model"),
+    ("deep_networks", {"mode": "hebbian", "dataset": "fashion_mnist"}, "mode"),
+    ("deep_networks", {"dataset": "imagenet"}, "dataset"),
+    ("deep_networks", {"epochs": 0, "dataset": "fashion_mnist"}, "epochs"),
 ])
 def test_bad_parameter_stops_with_its_name(chapter, params, name, tmp_path):
-    if chapter == "unit_experiments":
+    if chapter in ("unit_experiments", "deep_networks"):
         params["results_dir"] = str(tmp_path / "results")
     with pytest.raises(pm.PapermillExecutionError) as err:
         _execute(chapter, tmp_path, **params)
     assert f"'{name}'" in str(err.value)
     assert not (tmp_path / "results" / "unit_experiments.json").exists()
+
+
+def test_missing_cifar10_offline_stops_with_instructions(tmp_path):
+    params = {"dataset": "cifar10", "data_root": str(tmp_path / "empty"), "download": False,
+              "results_dir": str(tmp_path / "results"), "epochs": 1}
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        _execute("deep_networks", tmp_path, **params)
+    assert "cifar-10-batches-py" in str(err.value) and "fashion_mnist" in str(err.value)

@@ -335,3 +335,37 @@ def gaussianity(samples) -> list[dict]:
                      "skew": float(np.median(sk)) if sk else float("nan"),
                      "kurtosis": float(np.median(ku)) if ku else float("nan")})
     return rows
+
+
+def checkpoint_name(cfg: DeepConfig) -> str:
+    """A file name that changes with every setting of the run."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    return f"{cfg.model}_{cfg.activation}_{cfg.mode}_{cfg.dataset}_{digest}.pt"
+
+
+def run_experiments(configs: list[DeepConfig], train_data: ImageData, test_data: ImageData,
+                    checkpoint_dir: str | os.PathLike, resume: bool = False, log_factory=None,
+                    show_progress: bool = True) -> list[dict]:
+    """Train every configuration; return one summary per run (fits, Gaussianity) with the model.
+
+    With ``resume=False`` an existing checkpoint of the same configuration is removed first, so the
+    numbers come from this execution; with ``resume=True`` an interrupted run continues from it.
+    """
+    out = []
+    for cfg in configs:
+        path = Path(checkpoint_dir) / checkpoint_name(cfg)
+        if not resume and path.exists():
+            path.unlink()
+        log = log_factory(cfg) if log_factory else None
+        run, model = train_deep(cfg, train_data, test_data, checkpoint=path, log=log, show_progress=show_progress)
+        summary = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode, "activation": cfg.activation,
+                   "epochs": cfg.epochs, "test_acc": run.test_acc, "test_loss": run.test_loss,
+                   "seconds": run.seconds, "history": run.history, "layers": [], "gaussianity": []}
+        if cfg.activation == "pwl":
+            summary["layers"] = layer_fits(model)
+        summary["gaussianity"] = gaussianity(preactivation_samples(model, test_data, seed=cfg.seed))
+        out.append({"summary": summary, "run": run, "model": model})
+    return out

@@ -27,3 +27,24 @@ def standardise(y: np.ndarray) -> np.ndarray:
 
 def colormap_lines(n: int, cmap: str = "viridis"):
     return plt.get_cmap(cmap)(np.linspace(0.1, 0.9, n))
+
+
+def plot_knot_evolution(ax, knots, snapshots: dict, layer: int, title: str = ""):
+    """f of one layer at every recorded step (per-channel knots are averaged over channels)."""
+    steps = sorted(snapshots)
+    for step, col in zip(steps, colormap_lines(len(steps))):
+        v = np.asarray(snapshots[step][layer])
+        v = v.mean(0) if v.ndim == 2 else v
+        ax.plot(knots, v, color=col, lw=1.2, label=f"step {step}")
+    ax.set(xlabel="pre-activation $x$", ylabel="$f(x)$", title=title)
+
+
+def plot_class_histograms(ax, values, labels, classes: int, bins: int = 60, title: str = ""):
+    """Per-class histograms of one layer's pre-activations (all channels pooled)."""
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    edges = np.linspace(lo, hi, bins + 1)
+    for k, col in zip(range(classes), plt.get_cmap("tab10")(np.arange(classes) % 10)):
+        v = values[labels == k].ravel()
+        if v.size:
+            ax.hist(v, bins=edges, density=True, histtype="step", color=col, lw=1.0, label=str(k))
+    ax.set(xlabel="pre-activation", ylabel="density", title=title)

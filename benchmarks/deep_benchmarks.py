@@ -1,0 +1,64 @@
+"""Deep-network benchmark (issue 3): one training step with the learned activation ÷ the same with ReLU.
+
+    python benchmarks/deep_benchmarks.py [--width 1.0] [--batch 128]
+
+Medians of interleaved steps in one process, on random 32x32 inputs (the cost does not depend on
+the data).  Prints ratios and writes them into results/benchmarks_deep.json.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from actfn.models import build_model
+from actfn.results import results_dir, write_json_atomic
+
+
+def step_fn(model):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--width", type=float, default=1.0)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    x, y = torch.randn(args.batch, 3, 32, 32), torch.randint(0, 10, (args.batch,))
+    rows = []
+    for name in ("vgg11", "resnet10"):
+        steps = {act: step_fn(build_model(name, activation=act, width=args.width)) for act in ("pwl", "relu", "silu")}
+        times = {act: [] for act in steps}
+        for act, s in steps.items():
+            s(x, y)  # warm-up
+        for _ in range(args.repeats):
+            for act, s in steps.items():
+                t = time.perf_counter()
+                s(x, y)
+                times[act].append(time.perf_counter() - t)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append({"what": f"{name} (width {args.width}, batch {args.batch}) train step, PWL / ReLU",
+                     "ratio": med["pwl"] / med["relu"]})
+        rows.append({"what": f"{name} (width {args.width}, batch {args.batch}) train step, SiLU / ReLU",
+                     "ratio": med["silu"] / med["relu"]})
+    for r in rows:
+        print(f"  {r['what']:<62s} {r['ratio']:6.2f}x")
+    out = results_dir() / "benchmarks_deep.json"
+    write_json_atomic(out, {"threads": torch.get_num_threads(), "rows": rows})
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
