@@ -15,3 +15,12 @@ def wandb_logger(mode: str = "disabled", project: str = "activation", config: di
 
     run = wandb.init(project=project, config=config or {}, name=name, mode=mode, dir=directory, reinit=True)
     return run.log, run.finish
+
+
+def log_figures(log, figures: dict) -> None:
+    """Send matplotlib figures as images through a ``log`` from :func:`wandb_logger` (no-op for None)."""
+    if log is None or not figures:
+        return
+    import wandb
+
+    log({name: wandb.Image(fig) for name, fig in figures.items()})
