@@ -19,20 +19,33 @@ INITS = ("relu", "identity", "swish")
 
 
 def _segment_and_fraction(x: torch.Tensor, lo: float, h: float, n_knots: int):
-    """Segment index ``i`` in ``[0, N-2]`` and position ``u = (x - t_i)/h`` (outside [0, 1] off-grid)."""
-    s = (x - lo) / h
-    # NaN inputs get segment 0 so that indexing is safe; their output is NaN through u.
-    idx = torch.nan_to_num(torch.floor(s), nan=0.0).clamp_(0, n_knots - 2)
+    """Segment index ``i`` in ``[0, N-2]`` and position ``u = (x - t_i)/h`` (outside [0, 1] off-grid).
+
+    Four passes over x: s = (x - lo)/h as one fused multiply-add, floor+clamp (in place), u, and the
+    integer index.  NaN inputs get segment 0 so that indexing is safe; their output is NaN through u.
+    """
+    s = torch.addcmul(torch.tensor(-lo / h, dtype=x.dtype, device=x.device), x,
+                      torch.tensor(1.0 / h, dtype=x.dtype, device=x.device))
+    idx = s.floor().clamp_(0, n_knots - 2)
     u = s - idx
-    return idx.long(), u
+    return idx.nan_to_num_(0.0).long(), u
 
 
-def _channel_offsets(x: torch.Tensor, n_knots: int) -> torch.Tensor:
-    """For per-channel knots: flat offset ``c * N`` broadcastable against ``x`` (channels on dim 1)."""
+def _channel_offsets(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """For per-channel tables: flat offset ``c * stride`` broadcastable against ``x`` (channels on dim 1)."""
     c = x.shape[1]
     shape = [1] * x.dim()
     shape[1] = c
-    return (torch.arange(c, device=x.device) * n_knots).view(shape)
+    return (torch.arange(c, device=x.device) * stride).view(shape)
+
+
+def _segment_tables(y: torch.Tensor):
+    """Per segment: left value ``y_i`` and rise ``y_{i+1} - y_i`` (f = left + rise * u on segment i)."""
+    return y[..., :-1].contiguous(), (y[..., 1:] - y[..., :-1]).contiguous()
+
+
+def _flat_index(x, idx, y):
+    return idx + _channel_offsets(x, y.shape[-1] - 1) if y.dim() == 2 else idx
 
 
 class PiecewiseLinearFunction(torch.autograd.Function):
@@ -43,12 +56,10 @@ class PiecewiseLinearFunction(torch.autograd.Function):
         n = y.shape[-1]
         h = (hi - lo) / (n - 1)
         idx, u = _segment_and_fraction(x, lo, h, n)
-        if y.dim() == 2:
-            idx = idx + _channel_offsets(x, n)
-        # torch.take on the flat knot table is a plain gather (faster than advanced indexing)
-        y_left = torch.take(y, idx)
-        slope = torch.take(y, idx + 1) - y_left
-        out = y_left + slope * u
+        idx = _flat_index(x, idx, y)
+        left, rise = _segment_tables(y)
+        # torch.take on the small flat tables is a plain gather (faster than advanced indexing)
+        out = torch.addcmul(torch.take(left, idx), torch.take(rise, idx), u)
         ctx.save_for_backward(x, y)
         ctx.lo, ctx.hi = lo, hi
         return out
@@ -60,21 +71,26 @@ class PiecewiseLinearFunction(torch.autograd.Function):
         n = y.shape[-1]
         h = (hi - lo) / (n - 1)
         idx, u = _segment_and_fraction(x, lo, h, n)
+        idx = _flat_index(x, idx, y)
         grad_x = grad_y = None
         if ctx.needs_input_grad[0]:
-            slopes = (y[..., 1:] - y[..., :-1]) / h          # (N-1,) or (C, N-1): one gather, not two
-            seg = idx + _channel_offsets(x, n - 1) if y.dim() == 2 else idx
-            grad_x = grad_out * torch.take(slopes, seg)
+            _, rise = _segment_tables(y)
+            grad_x = grad_out * torch.take(rise / h, idx)
         if ctx.needs_input_grad[1]:
-            # d out / d y_i = 1 - u,  d out / d y_{i+1} = u : two weighted histograms over the segments
-            flat = (idx + _channel_offsets(x, n) if y.dim() == 2 else idx).reshape(-1)
+            # out = left_i + rise_i u: d/d left_i = 1, d/d rise_i = u, two weighted histograms over segments
+            flat = idx.reshape(-1)
             g = grad_out.reshape(-1)
-            size = y.numel()
-            total = torch.bincount(flat, weights=g, minlength=size)          # sum of g per segment
-            right = torch.bincount(flat, weights=g * u.reshape(-1), minlength=size)  # sum of g u
-            grad_y = total - right
-            grad_y[1:] += right[:-1]
-            grad_y = grad_y.view_as(y).to(y.dtype)
+            size = y.numel() - (y.shape[0] if y.dim() == 2 else 1)  # number of segments in the tables
+            # scatter_add_ into a zeroed table: serial (so deterministic) on the CPU, and unlike
+            # bincount it neither scans for the min/max index nor converts the weights to float64
+            g_left = torch.zeros(size, dtype=g.dtype, device=g.device).scatter_add_(0, flat, g)
+            g_rise = torch.zeros(size, dtype=g.dtype, device=g.device).scatter_add_(0, flat, g * u.reshape(-1))
+            g_left, g_rise = g_left.view(*y.shape[:-1], n - 1), g_rise.view(*y.shape[:-1], n - 1)
+            # left_i = y_i, rise_i = y_{i+1} - y_i
+            grad_y = torch.zeros_like(y, dtype=g_left.dtype)
+            grad_y[..., :-1] += g_left - g_rise
+            grad_y[..., 1:] += g_rise
+            grad_y = grad_y.to(y.dtype)
         return grad_x, grad_y, None, None
 
 
