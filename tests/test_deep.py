@@ -117,3 +117,10 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
     with pytest.raises(FloatingPointError, match="last good checkpoint"):
         train_deep(cfg, bad, test, checkpoint=ckpt, show_progress=False)
     assert ckpt.read_bytes() == saved
+
+
+def test_fashion_mnist_comes_from_the_system_files_even_with_download(tmp_path):
+    if not D.FASHION_MNIST_SYSTEM_DIR.is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    data = D.load_dataset("fashion_mnist", tmp_path / "fresh", train=False, download=True)
+    assert data.images.shape == (10000, 1, 32, 32)

@@ -136,9 +136,19 @@ def prepare_fashion_mnist(root: Path, source: Path = FASHION_MNIST_SYSTEM_DIR) -
 def _fashion_mnist(root: Path, train: bool, download: bool) -> ImageData:
     from torchvision.datasets import FashionMNIST
 
-    if not download:
+    # the Debian package's files come first; torchvision's download only when they are not installed
+    try:
         prepare_fashion_mnist(root)
-    ds = FashionMNIST(str(root), train=train, download=download)
+    except DatasetMissing:
+        if not download:
+            raise
+    try:
+        ds = FashionMNIST(str(root), train=train, download=download)
+    except (RuntimeError, OSError) as err:
+        raise DatasetMissing(
+            f"Fashion-MNIST was found neither under {root / 'FashionMNIST' / 'raw'} nor in "
+            f"{FASHION_MNIST_SYSTEM_DIR}, and downloading it failed ({err}). Install it with "
+            f"'apt-get install dataset-fashion-mnist'.") from err
     images = F.pad(ds.data, (2, 2, 2, 2)).unsqueeze(1).contiguous()  # 28x28 -> 32x32, one channel
     labels = ds.targets.long()
     return ImageData("fashion_mnist", images, labels, torch.tensor([0.2860]), torch.tensor([0.3530]))

@@ -26,18 +26,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checks import require
 from .correlation import correlation_objective
 from .data import DATASETS, ImageData, batches
 from .fitting import fit_swish
 from .models import ACTIVATIONS, MODELS, activation_layers, build_model
 from .pwl import PiecewiseLinearActivation, piecewise_linear
+from .unit import snapshot_steps
 
 DEEP_MODES = ("backprop", "local_correlation")
-
-
-def _require(ok, name, value, what):
-    if not ok:
-        raise ValueError(f"parameter {name!r} {what}, got {value!r}")
 
 
 @dataclass
@@ -60,25 +57,25 @@ class DeepConfig:
     seed: int = 0
 
     def __post_init__(self):
-        _require(self.model in MODELS, "model", self.model, f"must be one of {MODELS}")
-        _require(self.dataset in DATASETS, "dataset", self.dataset, f"must be one of {DATASETS}")
-        _require(self.mode in DEEP_MODES, "mode", self.mode, f"must be one of {DEEP_MODES}")
-        _require(self.activation in ACTIVATIONS, "activation", self.activation, f"must be one of {ACTIVATIONS}")
-        _require(self.mode == "backprop" or self.activation == "pwl", "mode", self.mode,
+        require(self.model in MODELS, "model", self.model, f"must be one of {MODELS}")
+        require(self.dataset in DATASETS, "dataset", self.dataset, f"must be one of {DATASETS}")
+        require(self.mode in DEEP_MODES, "mode", self.mode, f"must be one of {DEEP_MODES}")
+        require(self.activation in ACTIVATIONS, "activation", self.activation, f"must be one of {ACTIVATIONS}")
+        require(self.mode == "backprop" or self.activation == "pwl", "mode", self.mode,
                  "local_correlation needs activation='pwl' (ReLU and SiLU have nothing to learn)")
         for name in ("epochs", "batch_size", "snapshots"):
             v = getattr(self, name)
-            _require(isinstance(v, (int, np.integer)) and v >= 1, name, v, "must be an integer >= 1")
+            require(isinstance(v, (int, np.integer)) and v >= 1, name, v, "must be an integer >= 1")
         for name in ("lr", "act_lr", "width"):
             v = getattr(self, name)
-            _require(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, name, v, "must be a number > 0")
+            require(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, name, v, "must be a number > 0")
         for name in ("train_size", "test_size"):
             v = getattr(self, name)
-            _require(v is None or (isinstance(v, (int, np.integer)) and v >= 2), name, v, "must be None or an integer >= 2")
-        _require(isinstance(self.val_size, (int, np.integer)) and self.val_size >= 1, "val_size", self.val_size,
+            require(v is None or (isinstance(v, (int, np.integer)) and v >= 2), name, v, "must be None or an integer >= 2")
+        require(isinstance(self.val_size, (int, np.integer)) and self.val_size >= 1, "val_size", self.val_size,
                  "must be an integer >= 1")
-        _require(isinstance(self.per_channel, bool), "per_channel", self.per_channel, "must be True or False")
-        _require(isinstance(self.seed, (int, np.integer)), "seed", self.seed, "must be an integer")
+        require(isinstance(self.per_channel, bool), "per_channel", self.per_channel, "must be True or False")
+        require(isinstance(self.seed, (int, np.integer)), "seed", self.seed, "must be an integer")
 
 
 @dataclass
@@ -100,15 +97,9 @@ def split_train_val(data: ImageData, cfg: DeepConfig) -> tuple[ImageData, ImageD
     """A fixed random split of the (optionally subsampled) training set into train and validation."""
     n_total = len(data) if cfg.train_size is None else min(len(data), cfg.train_size + cfg.val_size)
     perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(10_000 + cfg.seed))[:n_total]
-    n_val = min(cfg.val_size, n_total // 5) if cfg.train_size is not None and n_total < len(data) else cfg.val_size
-    n_val = min(n_val, n_total - 1)
+    n_val = min(cfg.val_size, n_total - 1)
     pick = lambda idx: ImageData(data.name, data.images[idx], data.labels[idx], data.mean, data.std)
     return pick(perm[n_val:]), pick(perm[:n_val])
-
-
-def snapshot_steps(total: int, count: int) -> set[int]:
-    pts = np.unique(np.round(np.geomspace(1, max(total, 1), max(count - 1, 1))).astype(int))
-    return {0, *map(int, pts), total}
 
 
 @torch.no_grad()
@@ -178,7 +169,7 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
         optimizers = {"backbone": torch.optim.Adam(backbone, lr=cfg.lr),
                       "activation": torch.optim.Adam(act_params, lr=cfg.act_lr)}
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    snaps = snapshot_steps(steps_per_epoch * cfg.epochs, cfg.snapshots)
+    snaps = set(snapshot_steps(steps_per_epoch * cfg.epochs, cfg.snapshots))
     run = DeepRun(cfg, steps_per_epoch=steps_per_epoch)
     start_epoch = 0
 

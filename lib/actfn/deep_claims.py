@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .claims import DIFFERS, NOT_REPRODUCED, NOT_RUN, REPRODUCED, _row
+from .unit import shape_difference
 
 PAPER_COMMAND = ("jupytext --to ipynb book/deep_networks.md -o - | papermill - runs/deep_paper.ipynb "
                  "-f params/deep_networks/paper.yaml -p dataset cifar10")
@@ -35,12 +36,6 @@ def _accuracy_claim(summaries, dataset, model, target):
     why = (f"trained {s['epochs']} epochs (the outline: 20)" if s["epochs"] < 20 else "accuracy differs")
     return _row(claim, f"{acc:.1%} after {s['epochs']} epochs", "within 2 points", DIFFERS if acc > 0.5 else
                 NOT_REPRODUCED, why)
-
-
-def _shape_gap(a, b):
-    za = (a - a.mean()) / (a.std() or 1.0)
-    zb = (b - b.mean()) / (b.std() or 1.0)
-    return float(np.abs(za - zb).max())
 
 
 def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = None) -> list[dict]:
@@ -116,7 +111,7 @@ def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = 
             bp, lc = final_knots.get((m, "backprop")), final_knots.get((m, "local_correlation"))
             if bp is None or lc is None:
                 continue
-            gaps = [_shape_gap(np.asarray(a).reshape(-1, 33).mean(0), np.asarray(b).reshape(-1, 33).mean(0))
+            gaps = [shape_difference(np.asarray(a).reshape(-1, 33).mean(0), np.asarray(b).reshape(-1, 33).mean(0))
                     for a, b in zip(bp, lc)]
             med = float(np.median(gaps))
             rows.append(_row(f"{m}: local-correlation activations resemble the backprop ones (§5.2)",

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from .checks import require
 from .correlation import MixtureCorrelation, correlation_objective
 from .gaussian import class_means, mass_outside
 from .pwl import INITS, PiecewiseLinearActivation
@@ -47,34 +48,29 @@ class UnitConfig:
         self.x_range = tuple(float(v) for v in self.x_range)
 
 
-def _require(ok: bool, name: str, value, what: str):
-    if not ok:
-        raise ValueError(f"parameter {name!r} {what}, got {value!r}")
-
-
 def check_unit_parameters(classes, sigma, mode, steps, lr, samples, num_knots, x_range, mean_range,
                           init, smoothness, normalize, seed):
     """Refuse a bad parameter by name before any work is done."""
-    _require(isinstance(classes, (int, np.integer)) and classes >= 2, "classes", classes, "must be an integer >= 2")
-    _require(isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0, "sigma", sigma, "must be a finite number > 0")
-    _require(mode in MODES, "mode", mode, f"must be one of {MODES}")
-    _require(isinstance(steps, (int, np.integer)) and steps >= 1, "steps", steps, "must be an integer >= 1")
-    _require(isinstance(lr, (int, float)) and lr > 0, "lr", lr, "must be > 0")
-    _require(isinstance(samples, (int, np.integer)) and samples >= 2 * classes, "samples", samples,
+    require(isinstance(classes, (int, np.integer)) and classes >= 2, "classes", classes, "must be an integer >= 2")
+    require(isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0, "sigma", sigma, "must be a finite number > 0")
+    require(mode in MODES, "mode", mode, f"must be one of {MODES}")
+    require(isinstance(steps, (int, np.integer)) and steps >= 1, "steps", steps, "must be an integer >= 1")
+    require(isinstance(lr, (int, float)) and lr > 0, "lr", lr, "must be > 0")
+    require(isinstance(samples, (int, np.integer)) and samples >= 2 * classes, "samples", samples,
              "must be an integer >= 2 * classes")
-    _require(isinstance(num_knots, (int, np.integer)) and num_knots >= 2, "num_knots", num_knots, "must be an integer >= 2")
-    _require(len(x_range) == 2 and float(x_range[0]) < float(x_range[1]), "x_range", x_range, "must be (lo, hi) with lo < hi")
-    _require(isinstance(mean_range, (int, float)) and mean_range > 0, "mean_range", mean_range, "must be > 0")
-    _require(init in INITS, "init", init, f"must be one of {INITS}")
-    _require(isinstance(smoothness, (int, float)) and smoothness >= 0, "smoothness", smoothness, "must be >= 0")
-    _require(isinstance(normalize, bool), "normalize", normalize, "must be True or False")
-    _require(isinstance(seed, (int, np.integer)), "seed", seed, "must be an integer")
+    require(isinstance(num_knots, (int, np.integer)) and num_knots >= 2, "num_knots", num_knots, "must be an integer >= 2")
+    require(len(x_range) == 2 and float(x_range[0]) < float(x_range[1]), "x_range", x_range, "must be (lo, hi) with lo < hi")
+    require(isinstance(mean_range, (int, float)) and mean_range > 0, "mean_range", mean_range, "must be > 0")
+    require(init in INITS, "init", init, f"must be one of {INITS}")
+    require(isinstance(smoothness, (int, float)) and smoothness >= 0, "smoothness", smoothness, "must be >= 0")
+    require(isinstance(normalize, bool), "normalize", normalize, "must be True or False")
+    require(isinstance(seed, (int, np.integer)), "seed", seed, "must be an integer")
 
 
 def snapshot_steps(steps: int, count: int = 12) -> list[int]:
-    """Roughly geometric steps 0 .. steps at which f is recorded."""
-    pts = np.unique(np.round(np.geomspace(1, steps, count - 1)).astype(int))
-    return [0] + [int(p) for p in pts]
+    """About ``count`` roughly geometric steps from 0 to ``steps`` (both included) at which f is recorded."""
+    pts = np.round(np.geomspace(1, max(steps, 1), max(count - 1, 2))).astype(int)
+    return sorted({0, int(steps), *map(int, pts)})
 
 
 def smoothness_penalty(y: torch.Tensor) -> torch.Tensor:
