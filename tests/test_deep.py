@@ -124,3 +124,20 @@ def test_fashion_mnist_comes_from_the_system_files_even_with_download(tmp_path):
         pytest.skip("dataset-fashion-mnist is not installed")
     data = D.load_dataset("fashion_mnist", tmp_path / "fresh", train=False, download=True)
     assert data.images.shape == (10000, 1, 32, 32)
+
+
+def test_deep_claims_follow_the_numbers():
+    from actfn.deep_claims import deep_claims
+
+    def summary(model, acc1, test_acc=0.8, activation="pwl"):
+        return dict(model=model, activation=activation, mode="backprop", history=[{"val_acc": acc1}],
+                    val_images=2000, layers=[], gaussianity=[], test_acc=test_acc, epochs=3)
+
+    rows = {r["claim"]: r for r in deep_claims([summary("vgg11", 0.72), summary("resnet10", 0.73)], "fashion_mnist")}
+    assert rows["ResNet-10 converges faster than VGG-11"]["status"] == "differs"  # within noise
+    assert all(r["status"] == "not run" for c, r in rows.items() if "CIFAR-10" in c)
+    rows = {r["claim"]: r for r in deep_claims([summary("vgg11", 0.60), summary("resnet10", 0.75),
+                                                summary("vgg11", 0.6, 0.70, "relu")], "cifar10")}
+    assert rows["ResNet-10 converges faster than VGG-11"]["status"] == "reproduced"
+    assert rows["vgg11: learned activation comparable to the ReLU baseline"]["status"] == "differs"  # better
+    assert rows["vgg11 (backprop, learned activation) reaches ≈ 88% on CIFAR-10 in 20 epochs"]["status"] == "differs"

@@ -87,6 +87,7 @@ class DeepRun:
     test_acc: float = float("nan")
     seconds: float = 0.0
     steps_per_epoch: int = 0
+    val_images: int = 0
 
 
 def pwl_layers(model) -> list[PiecewiseLinearActivation]:
@@ -170,7 +171,7 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
                       "activation": torch.optim.Adam(act_params, lr=cfg.act_lr)}
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     snaps = set(snapshot_steps(steps_per_epoch * cfg.epochs, cfg.snapshots))
-    run = DeepRun(cfg, steps_per_epoch=steps_per_epoch)
+    run = DeepRun(cfg, steps_per_epoch=steps_per_epoch, val_images=len(val))
     start_epoch = 0
 
     ckpt = Path(checkpoint) if checkpoint else None
@@ -354,7 +355,8 @@ def run_experiments(configs: list[DeepConfig], train_data: ImageData, test_data:
         run, model = train_deep(cfg, train_data, test_data, checkpoint=path, log=log, show_progress=show_progress)
         summary = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode, "activation": cfg.activation,
                    "epochs": cfg.epochs, "test_acc": run.test_acc, "test_loss": run.test_loss,
-                   "seconds": run.seconds, "history": run.history, "layers": [], "gaussianity": []}
+                   "seconds": run.seconds, "history": run.history, "val_images": run.val_images, "layers": [],
+                   "gaussianity": []}
         if cfg.activation == "pwl":
             summary["layers"] = layer_fits(model)
         summary["gaussianity"] = gaussianity(preactivation_samples(model, test_data, seed=cfg.seed))

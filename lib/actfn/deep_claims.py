@@ -65,9 +65,18 @@ def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = 
     vgg, res = _find(summaries, "vgg11"), _find(summaries, "resnet10")
     if vgg and res and vgg["history"] and res["history"]:
         v1, r1 = vgg["history"][0]["val_acc"], res["history"][0]["val_acc"]
+        n = max(vgg.get("val_images", 0), 1)
+        p = (v1 + r1) / 2
+        margin = 2 * np.sqrt(2 * p * (1 - p) / n)  # two standard errors of a difference of accuracies
+        if r1 - v1 > margin:
+            status, reason = REPRODUCED, "ResNet-10 is ahead by more than two standard errors"
+        elif v1 - r1 > margin:
+            status, reason = NOT_REPRODUCED, "VGG-11 is ahead by more than two standard errors"
+        else:
+            status, reason = DIFFERS, f"the difference is within two standard errors (±{margin:.1%}) of {n} images"
         rows.append(_row("ResNet-10 converges faster than VGG-11", f"val acc after epoch 1: ResNet-10 {r1:.1%}, "
-                         f"VGG-11 {v1:.1%}", "ResNet-10 ahead after the first epoch",
-                         REPRODUCED if r1 > v1 else NOT_REPRODUCED, f"on {dataset}, width and data as in this build"))
+                         f"VGG-11 {v1:.1%}", "ResNet-10 ahead by more than two standard errors after epoch 1",
+                         status, f"{reason} (on {dataset}, width and data as in this build)"))
 
     for s in summaries:
         if s["activation"] != "pwl" or not s["layers"]:
