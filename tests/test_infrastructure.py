@@ -84,3 +84,13 @@ def test_claims_verdicts_follow_the_numbers():
     fits[1]["beta"] = 1.7
     rows = {r["claim"]: r for r in unit_claims(fits)}
     assert rows["K=20, σ=1: β ≈ 2.5"]["status"] == DIFFERS
+
+
+def test_markdown_table_escapes_pipes_in_headers_and_cells():
+    from actfn.report import markdown_table
+
+    text = markdown_table([{"a": "x|y", "b": 1.23456}], [("a", "|a|"), ("b", "b", ".2f")])
+    lines = text.splitlines()
+    assert lines[0] == "| \\|a\\| | b |"
+    assert lines[2] == "| x\\|y | 1.23 |"
+    assert all(line.count("|") - line.count("\\|") == 3 for line in lines)
