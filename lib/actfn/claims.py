@@ -32,7 +32,7 @@ def _beta_reason(mean_range, sweep):
     return text
 
 
-def _row(claim, measured, criterion, status, reason):
+def claim_row(claim, measured, criterion, status, reason):
     return {"claim": claim, "measured": measured, "criterion": criterion, "status": status, "reason": reason}
 
 
@@ -46,7 +46,7 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
     rows = []
     two = _pick(fits, 2, 1.0)
     if two is None:
-        rows.append(_row("K=2: ReLU-like shape", "-", "ReLU fit R² > 0.99", NOT_RUN, "no K=2, σ=1 run in this build"))
+        rows.append(claim_row("K=2: ReLU-like shape", "-", "ReLU fit R² > 0.99", NOT_RUN, "no K=2, σ=1 run in this build"))
     else:
         relu_like = two["relu_r2"] > 0.99
         moved = two["change_from_init"]
@@ -58,29 +58,29 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
             status, reason = REPRODUCED, "ReLU-shaped after training"
         else:
             status, reason = NOT_REPRODUCED, "the learned shape is not ReLU-like"
-        rows.append(_row("K=2: ReLU-like shape emerges", f"ReLU R² = {two['relu_r2']:.4f}; "
+        rows.append(claim_row("K=2: ReLU-like shape emerges", f"ReLU R² = {two['relu_r2']:.4f}; "
                          f"max change from init = {moved:.1e}", "ReLU fit R² > 0.99 and f moved from its init",
                          status, reason))
 
     mid = _pick(fits, 20, 1.0)
     if mid is None:
-        rows += [_row(c, "-", "-", NOT_RUN, "no K=20, σ=1 run in this build")
+        rows += [claim_row(c, "-", "-", NOT_RUN, "no K=20, σ=1 run in this build")
                  for c in ("K=20, σ=1: Swish-like, R² > 0.99", "K=20, σ=1: β ≈ 2.5", "K=20, σ=1: x₀ ≈ 0")]
     else:
         best_other = max(mid["sigmoid_r2"], mid["relu_r2"])
         ok = mid["r2"] > 0.99 and mid["r2"] >= best_other
-        rows.append(_row("K=20, σ=1: Swish-like, R² > 0.99",
+        rows.append(claim_row("K=20, σ=1: Swish-like, R² > 0.99",
                          f"Swish R² = {mid['r2']:.4f} (sigmoid {mid['sigmoid_r2']:.4f}, ReLU {mid['relu_r2']:.4f})",
                          "Swish R² > 0.99 and no worse than the sigmoid and ReLU fits",
                          REPRODUCED if ok else (DIFFERS if mid["r2"] > 0.99 else NOT_REPRODUCED),
                          "Swish is the best of the three families" if ok else "another family fits better or R² ≤ 0.99"))
         beta, se = mid["beta"], mid["beta_se"]
         close = abs(beta - 2.5) <= max(0.25, 2 * (se if np.isfinite(se) else 0))
-        rows.append(_row("K=20, σ=1: β ≈ 2.5", f"β = {beta:.2f} ± {se:.2f}", "|β − 2.5| ≤ max(0.25, 2 s.e.)",
+        rows.append(claim_row("K=20, σ=1: β ≈ 2.5", f"β = {beta:.2f} ± {se:.2f}", "|β − 2.5| ≤ max(0.25, 2 s.e.)",
                          REPRODUCED if close else DIFFERS,
                          "within tolerance" if close else _beta_reason(mean_range, spacing_sweep)))
         x0 = mid["x0"]
-        rows.append(_row("K=20, σ=1: x₀ ≈ 0", f"x₀ = {x0:.2f}", "|x₀| ≤ 0.2",
+        rows.append(claim_row("K=20, σ=1: x₀ ≈ 0", f"x₀ = {x0:.2f}", "|x₀| ≤ 0.2",
                          REPRODUCED if abs(x0) <= 0.2 else DIFFERS,
                          "within tolerance" if abs(x0) <= 0.2 else "the kink sits to the right of the mixture's "
                          "centre: f stays flat over the classes that end up negatively correlated"))
@@ -89,7 +89,7 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
         a, b = _pick(fits, 20, sig), _pick(fits, 20, 1.0)
         claim = f"σ = {sig}: {word} than σ = 1"
         if a is None or b is None:
-            rows.append(_row(claim, "-", "-", NOT_RUN, f"no K=20 run at σ = {sig} and σ = 1"))
+            rows.append(claim_row(claim, "-", "-", NOT_RUN, f"no K=20 run at σ = {sig} and σ = 1"))
             continue
         holds = bool(cmp(a["beta"], b["beta"]))
         reason = "as stated" if holds else "the β order is the other way round"
@@ -103,7 +103,7 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
             status = DIFFERS
             reason = (f"f hardly moves from its initialisation (max change {a['change_from_init']:.2f}); "
                       f"β reflects the init more than a learned shape")
-        rows.append(_row(claim, f"β(σ={sig}) = {a['beta']:.2f} vs β(σ=1) = {b['beta']:.2f}",
+        rows.append(claim_row(claim, f"β(σ={sig}) = {a['beta']:.2f} vs β(σ=1) = {b['beta']:.2f}",
                          f"β(σ={sig}) {'>' if cmp is np.greater else '<'} β(σ=1)", status, reason))
 
     if shape_gaps:
@@ -121,7 +121,7 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
         if ok and large and max(large.values()) >= 0.1:
             reason += ("; at large σ the objective is so flat that the two modes end at different f with the "
                        "same objective value")
-        rows.append(_row("Analytic and sample training converge to the same shapes", measured,
+        rows.append(claim_row("Analytic and sample training converge to the same shapes", measured,
                          "shape gap < 0.1 for σ ≤ 1 and |ΔL| < 5e-3 everywhere",
                          REPRODUCED if ok else DIFFERS, reason))
         ratios = [(_pick(fits, k, s, "sample")["seconds_per_step"] / _pick(fits, k, s, "analytic")["seconds_per_step"])
@@ -129,7 +129,7 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
                   if "seconds_per_step" in (_pick(fits, k, s, "analytic") or {})]
         if ratios:
             med = float(np.median(ratios))
-            rows.append(_row("Analytic training is faster", f"sample / analytic time per step: median {med:.1f}x",
+            rows.append(claim_row("Analytic training is faster", f"sample / analytic time per step: median {med:.1f}x",
                              "ratio > 1", REPRODUCED if med > 1 else NOT_REPRODUCED,
                              "closed-form moments are computed once per mixture; a step is two small "
                              "matrix-vector products, against 10k fresh samples per sample step"))

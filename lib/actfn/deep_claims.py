@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .claims import DIFFERS, NOT_REPRODUCED, NOT_RUN, REPRODUCED, _row
+from .claims import DIFFERS, NOT_REPRODUCED, NOT_RUN, REPRODUCED, claim_row
 from .unit import shape_difference
 
 PAPER_COMMAND = ("jupytext --to ipynb book/deep_networks.md -o - | papermill - runs/deep_paper.ipynb "
@@ -26,15 +26,15 @@ def _accuracy_claim(summaries, dataset, model, target):
     claim = f"{model} (backprop, learned activation) reaches ≈ {target:.0%} on CIFAR-10 in 20 epochs"
     s = _find(summaries, model)
     if dataset != "cifar10":
-        return _row(claim, f"not measured: this build ran on {dataset}", "test acc within 2 points",
+        return claim_row(claim, f"not measured: this build ran on {dataset}", "test acc within 2 points",
                     NOT_RUN, f"needs a run on CIFAR-10: {PAPER_COMMAND}")
     if s is None:
-        return _row(claim, "-", "test acc within 2 points", NOT_RUN, f"{model} was not trained in this build")
+        return claim_row(claim, "-", "test acc within 2 points", NOT_RUN, f"{model} was not trained in this build")
     acc = s["test_acc"]
     if abs(acc - target) <= 0.02 and s["epochs"] >= 20:
-        return _row(claim, f"{acc:.1%} after {s['epochs']} epochs", "within 2 points", REPRODUCED, "as stated")
+        return claim_row(claim, f"{acc:.1%} after {s['epochs']} epochs", "within 2 points", REPRODUCED, "as stated")
     why = (f"trained {s['epochs']} epochs (the outline: 20)" if s["epochs"] < 20 else "accuracy differs")
-    return _row(claim, f"{acc:.1%} after {s['epochs']} epochs", "within 2 points", DIFFERS if acc > 0.5 else
+    return claim_row(claim, f"{acc:.1%} after {s['epochs']} epochs", "within 2 points", DIFFERS if acc > 0.5 else
                 NOT_REPRODUCED, why)
 
 
@@ -58,7 +58,7 @@ def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = 
                   "the learned activation is better than ReLU here" if gap > 0 else "the learned activation is worse")
         silu = _find(summaries, s["model"], "silu")
         extra = f", SiLU {silu['test_acc']:.1%}" if silu else ""
-        rows.append(_row(f"{s['model']}: learned activation comparable to the ReLU baseline",
+        rows.append(claim_row(f"{s['model']}: learned activation comparable to the ReLU baseline",
                          f"{s['test_acc']:.1%} vs ReLU {relu['test_acc']:.1%}{extra} ({dataset}, {s['epochs']} epochs)",
                          "|difference| ≤ 1 point", status, reason))
 
@@ -74,7 +74,7 @@ def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = 
             status, reason = NOT_REPRODUCED, "VGG-11 is ahead by more than two standard errors"
         else:
             status, reason = DIFFERS, f"the difference is within two standard errors (±{margin:.1%}) of {n} images"
-        rows.append(_row("ResNet-10 converges faster than VGG-11", f"val acc after epoch 1: ResNet-10 {r1:.1%}, "
+        rows.append(claim_row("ResNet-10 converges faster than VGG-11", f"val acc after epoch 1: ResNet-10 {r1:.1%}, "
                          f"VGG-11 {v1:.1%}", "ResNet-10 ahead by more than two standard errors after epoch 1",
                          status, f"{reason} (on {dataset}, width and data as in this build)"))
 
@@ -84,7 +84,7 @@ def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = 
         r2 = np.array([l["r2"] for l in s["layers"]])
         betas = np.array([l["beta"] for l in s["layers"]])
         n = len(betas)
-        rows.append(_row(f"{s['model']} ({s['mode']}): Swish-like in every layer",
+        rows.append(claim_row(f"{s['model']} ({s['mode']}): Swish-like in every layer",
                          f"{(r2 > 0.99).sum()} of {n} layers with Swish R² > 0.99 (lowest {r2.min():.3f})",
                          "all layers R² > 0.99", REPRODUCED if (r2 > 0.99).all() else
                          (DIFFERS if (r2 > 0.95).all() else NOT_REPRODUCED),
@@ -95,7 +95,7 @@ def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = 
             broad = 1.5 <= early <= 2.0
             sharper = late > early
             status = REPRODUCED if (broad and sharper) else (DIFFERS if sharper else NOT_REPRODUCED)
-            rows.append(_row(f"{s['model']}: early layers broad (β ≈ 1.5–2), late layers sharper",
+            rows.append(claim_row(f"{s['model']}: early layers broad (β ≈ 1.5–2), late layers sharper",
                              f"median β first third {early:.2f}, last third {late:.2f}",
                              "early β in [1.5, 2] and late β > early β", status,
                              "as stated" if status == REPRODUCED else
@@ -107,7 +107,7 @@ def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = 
     if ks:
         vals = np.array([k[2] for k in ks])
         frac = float((vals <= KS_GAUSSIAN).mean())
-        rows.append(_row("Per-class pre-activations are roughly Gaussian (§5.2)",
+        rows.append(claim_row("Per-class pre-activations are roughly Gaussian (§5.2)",
                          f"median KS per layer from {vals.min():.3f} to {vals.max():.3f}; "
                          f"{frac:.0%} of layers ≤ {KS_GAUSSIAN}",
                          f"median KS ≤ {KS_GAUSSIAN} in every layer",
@@ -123,7 +123,7 @@ def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = 
             gaps = [shape_difference(np.asarray(a).reshape(-1, 33).mean(0), np.asarray(b).reshape(-1, 33).mean(0))
                     for a, b in zip(bp, lc)]
             med = float(np.median(gaps))
-            rows.append(_row(f"{m}: local-correlation activations resemble the backprop ones (§5.2)",
+            rows.append(claim_row(f"{m}: local-correlation activations resemble the backprop ones (§5.2)",
                              f"median z-scored shape gap over layers {med:.2f} (max {max(gaps):.2f})",
                              "median gap < 0.5", REPRODUCED if med < 0.5 else NOT_REPRODUCED,
                              "same shapes" if med < 0.5 else "the two modes learn different shapes"))
