@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data book test bench clean
+.PHONY: setup data compiler book test bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,20 +19,31 @@ data:
 	  fi; \
 	fi
 
+# g++ builds the activation's CPU kernel on first use (without it the slower PyTorch path runs, with a warning)
+compiler:
+	@if ! command -v g++ >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq g++ || (apt-get update -qq && apt-get install -y -qq g++)); \
+	  else \
+	    echo "warning: no g++: the activation runs on its slower PyTorch path (install g++ to fix)"; \
+	  fi; \
+	fi
+
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install -r requirements.txt
 	touch $@
 
-book: setup data   ## set up, then build the whole book into _build/html
+book: setup data compiler   ## set up, then build the whole book into _build/html
 	PATH="$(abspath $(BIN)):$$PATH" jupyter-book build book/
 
-test: setup data   ## set up, then run the test suite
+test: setup data compiler   ## set up, then run the test suite
 	WANDB_MODE=disabled $(BIN)/python -m pytest
 
-bench: setup       ## benchmarks (ratios; not part of the tests)
+bench: setup compiler  ## benchmarks (ratios; not part of the tests)
 	$(BIN)/python benchmarks/unit_benchmarks.py
+	$(BIN)/python benchmarks/deep_benchmarks.py
 
 clean:
 	rm -rf _build results runs

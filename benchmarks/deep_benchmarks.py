@@ -14,6 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from actfn import kernels
 from actfn.models import build_model
 from actfn.results import results_dir, write_json_atomic
 
@@ -53,10 +54,11 @@ def main():
                      "ratio": med["pwl"] / med["relu"]})
         rows.append({"what": f"{name} (width {args.width}, batch {args.batch}) train step, SiLU / ReLU",
                      "ratio": med["silu"] / med["relu"]})
+    print(f"PWL path on the CPU: {kernels.backend()}")
     for r in rows:
         print(f"  {r['what']:<62s} {r['ratio']:6.2f}x")
     out = results_dir() / "benchmarks_deep.json"
-    write_json_atomic(out, {"threads": torch.get_num_threads(), "rows": rows})
+    write_json_atomic(out, {"threads": torch.get_num_threads(), "pwl_path": kernels.backend(), "rows": rows})
     print("wrote", out)
 
 

@@ -57,19 +57,19 @@ def saved_bytes(fn, x) -> int:
     return sum(total)
 
 
-def activation_rows(shape=(128, 64, 16, 16)):
+def activation_rows(shapes=((128, 64, 16, 16), (256, 512, 4, 4))):
     torch.manual_seed(0)
-    x = torch.randn(*shape) * 2
     silu = nn.SiLU()
     rows = []
-    for mode in ("shared", "per_channel"):
+    for shape, mode in ((s, m) for s in shapes for m in ("shared", "per_channel")):
+        x = torch.randn(*shape) * 2
         act = actfn.PiecewiseLinearActivation(num_channels=shape[1] if mode == "per_channel" else None)
         ref = lambda t, a=act: piecewise_linear_reference(t, a.values, a.lo, a.hi)
         med = interleaved_median({"silu": silu, "pwl": act, "reference": ref}, x)
         rows.append({"what": f"PWL fwd+bwd / SiLU, {'x'.join(map(str, shape))} float32, {mode}",
                      "ratio": med["pwl"] / med["silu"]})
-        rows.append({"what": f"eager gather reference / SiLU, same, {mode}", "ratio": med["reference"] / med["silu"]})
-        rows.append({"what": f"bytes saved for backward / SiLU's, {mode}",
+        rows.append({"what": "  eager gather reference / SiLU, same", "ratio": med["reference"] / med["silu"]})
+        rows.append({"what": "  bytes saved for backward / SiLU's, same",
                      "ratio": saved_bytes(act, x) / saved_bytes(silu, x)})
     return rows
 
@@ -109,11 +109,12 @@ def main():
     rows = activation_rows() + trainer_rows() + (build_rows() if args.build else [])
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     print(f"machine: {machine}")
+    print(f"PWL path on the CPU: {actfn.kernels.backend()}")
     for r in rows:
         val = f"{r['ratio']:.2f}x" if "ratio" in r else f"{r['value']:.3f}"
         print(f"  {r['what']:<62s} {val:>10s}")
     out = results_dir() / "benchmarks.json"
-    write_json_atomic(out, {"machine": machine, "rows": rows})
+    write_json_atomic(out, {"machine": machine, "pwl_path": actfn.kernels.backend(), "rows": rows})
     print("wrote", out)
 
 

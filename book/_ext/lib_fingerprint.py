@@ -2,7 +2,7 @@
 
 myst-nb's execution cache keys each notebook on its code cells only, and Sphinx re-reads only
 pages whose source changed, so an edit to lib/actfn would leave pages built with the old code.
-This extension hashes lib/ (and pyproject.toml); when the hash differs from the one stored beside
+This extension hashes lib/ (Python and C++ sources, and pyproject.toml); when the hash differs from the one stored beside
 the build, it empties the execution cache and marks every page outdated.
 """
 from __future__ import annotations
@@ -16,7 +16,9 @@ STAMP = ".lib_fingerprint"
 
 def lib_fingerprint(root: Path) -> str:
     h = hashlib.sha256()
-    files = sorted((root / "lib").rglob("*.py")) + [root / "pyproject.toml"]
+    # Python and the compiled kernels' sources
+    files = sorted(f for f in (root / "lib").rglob("*") if f.suffix in (".py", ".cpp", ".h", ".cu"))
+    files.append(root / "pyproject.toml")
     for f in files:
         if f.is_file() and "__pycache__" not in f.parts:
             h.update(str(f.relative_to(root)).encode())

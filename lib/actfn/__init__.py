@@ -4,6 +4,7 @@ from .correlation import (MixtureCorrelation, batch_classwise_correlations, corr
 from .fitting import fit_relu, fit_shapes, fit_sigmoid, fit_swish, swish
 from .gaussian import (class_means, gaussian_segment_moments, pwl_class_moments, pwl_segment_coefficients,
                        segment_edges)
+from . import kernels
 from .pwl import PiecewiseLinearActivation, piecewise_linear, piecewise_linear_reference
 from .unit import UnitConfig, UnitRun, train_unit
 

@@ -103,11 +103,25 @@ def split_train_val(data: ImageData, cfg: DeepConfig) -> tuple[ImageData, ImageD
     return pick(perm[n_val:]), pick(perm[:n_val])
 
 
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """``"cpu"``, ``"cuda"`` (or ``"cuda:N"``), or ``"auto"`` (the GPU when there is one)."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}") from err
+    require(dev.type == "cpu" or (dev.type == "cuda" and torch.cuda.is_available()), "device", device,
+            "needs a CUDA GPU, and none is visible (use 'cpu' or 'auto')")
+    return dev
+
+
 @torch.no_grad()
-def evaluate(model, data: ImageData, batch_size: int = 512) -> tuple[float, float]:
+def evaluate(model, data: ImageData, batch_size: int = 512, device: str | torch.device = "cpu") -> tuple[float, float]:
     model.eval()
     loss = correct = 0.0
     for x, y in batches(data, batch_size):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         out = model(x)
         loss += F.cross_entropy(out, y, reduction="sum").item()
         correct += (out.argmax(1) == y).sum().item()
@@ -152,13 +166,19 @@ def _save_atomic(obj, path: Path):
 
 
 def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, checkpoint: str | os.PathLike | None = None,
-               log=None, show_progress: bool = True, max_epochs: int | None = None) -> tuple[DeepRun, torch.nn.Module]:
-    """Train ``cfg.model`` on ``train_data``; ``max_epochs`` stops early (for tests of resuming)."""
+               log=None, show_progress: bool = True, max_epochs: int | None = None,
+               device: str | torch.device = "cpu") -> tuple[DeepRun, torch.nn.Module]:
+    """Train ``cfg.model`` on ``train_data``; ``max_epochs`` stops early (for tests of resuming).
+
+    The data stay on the CPU (augmented there, batch by batch); the model and each batch go to
+    ``device``.  Checkpoints can be resumed on another device.
+    """
+    device = resolve_device(device)
     torch.manual_seed(cfg.seed)
     train, val = split_train_val(train_data, cfg)
     test = test_data.subset(cfg.test_size, seed=cfg.seed)
     classes = int(train_data.labels.max().item()) + 1
-    model = build_model(cfg.model, train.channels, classes, cfg.activation, cfg.per_channel, cfg.width)
+    model = build_model(cfg.model, train.channels, classes, cfg.activation, cfg.per_channel, cfg.width).to(device)
     acts = pwl_layers(model)
     act_params = [p for layer in acts for p in layer.parameters()]
     act_ids = {id(p) for p in act_params}
@@ -176,7 +196,7 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
 
     ckpt = Path(checkpoint) if checkpoint else None
     if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=False, map_location=device)
         if state["config"] != asdict(cfg):
             raise ValueError(f"checkpoint {ckpt} was written by a different configuration; remove it or "
                              f"choose another checkpoint path")
@@ -186,7 +206,7 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
         run.history, run.snapshots, run.seconds = state["history"], state["snapshots"], state["seconds"]
         start_epoch = state["epoch"]
     elif acts:
-        run.snapshots[0] = [layer.values.detach().clone().numpy() for layer in acts]
+        run.snapshots[0] = [layer.values.detach().cpu().numpy().copy() for layer in acts]
 
     capture = _Capture(acts) if cfg.mode == "local_correlation" else None
     last_epoch = cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs)
@@ -203,6 +223,7 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
             tot_loss = tot_correct = seen = 0.0
             for i, (x, y) in enumerate(it):
                 step = epoch * steps_per_epoch + i + 1
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if cfg.mode == "local_correlation":
                     for p in act_params:
                         p.requires_grad_(False)  # no cross-entropy gradient reaches the activations
@@ -233,9 +254,9 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
                 tot_correct += (out.argmax(1) == y).sum().item()
                 seen += len(y)
                 if step in snaps and acts:
-                    run.snapshots[step] = [layer.values.detach().clone().numpy() for layer in acts]
+                    run.snapshots[step] = [layer.values.detach().cpu().numpy().copy() for layer in acts]
             run.seconds += time.perf_counter() - t0
-            val_loss, val_acc = evaluate(model, val)
+            val_loss, val_acc = evaluate(model, val, device=device)
             record = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_correct / seen,
                       "val_loss": val_loss, "val_acc": val_acc, "seconds": run.seconds}
             run.history.append(record)
@@ -250,7 +271,7 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
         if capture is not None:
             capture.remove()
     if len(run.history) == cfg.epochs:
-        run.test_loss, run.test_acc = evaluate(model, test)
+        run.test_loss, run.test_acc = evaluate(model, test, device=device)
     return run, model
 
 
@@ -258,9 +279,9 @@ def layer_fits(model) -> list[dict]:
     """Swish fit of every PWL layer's final knots (per-channel layers: the channel-mean knots)."""
     rows = []
     for i, layer in enumerate(pwl_layers(model)):
-        values = layer.values.detach().numpy()
+        values = layer.values.detach().cpu().numpy()
         values = values.mean(0) if values.ndim == 2 else values
-        knots = layer.knots.numpy()
+        knots = layer.knots.cpu().numpy()
         fit = fit_swish(knots, values)
         rows.append({"layer": i, "beta": fit.params["beta"], "beta_se": fit.beta_se, "x0": fit.params["x0"],
                      "r2": fit.r2})
@@ -281,7 +302,7 @@ def preactivation_samples(model, data: ImageData, n_images: int = 512, per_class
     sub = data.subset(n_images, seed=seed)
     x, y = next(batches(sub, n_images))
     model.eval()
-    model(x)
+    model(x.to(next(model.parameters()).device))
     model.train()
     for h in handles:
         h.remove()
@@ -290,10 +311,10 @@ def preactivation_samples(model, data: ImageData, n_images: int = 512, per_class
     for i, z in enumerate(store):
         if z.dim() == 4:
             b, c, h, w = z.shape
-            vals = z.permute(0, 2, 3, 1).reshape(b * h * w, c).numpy()
+            vals = z.permute(0, 2, 3, 1).reshape(b * h * w, c).cpu().numpy()
             labs = y.repeat_interleave(h * w).numpy()
         else:
-            vals, labs = z.numpy(), y.numpy()
+            vals, labs = z.cpu().numpy(), y.numpy()
         if len(labs) > 20 * per_class:
             keep = gen.choice(len(labs), 20 * per_class, replace=False)
             vals, labs = vals[keep], labs[keep]
@@ -340,7 +361,7 @@ def checkpoint_name(cfg: DeepConfig) -> str:
 
 def run_experiments(configs: list[DeepConfig], train_data: ImageData, test_data: ImageData,
                     checkpoint_dir: str | os.PathLike, resume: bool = False, log_factory=None,
-                    show_progress: bool = True) -> list[dict]:
+                    show_progress: bool = True, device: str | torch.device = "cpu") -> list[dict]:
     """Train every configuration; return one summary per run (fits, Gaussianity) with the model.
 
     With ``resume=False`` an existing checkpoint of the same configuration is removed first, so the
@@ -352,7 +373,8 @@ def run_experiments(configs: list[DeepConfig], train_data: ImageData, test_data:
         if not resume and path.exists():
             path.unlink()
         log = log_factory(cfg) if log_factory else None
-        run, model = train_deep(cfg, train_data, test_data, checkpoint=path, log=log, show_progress=show_progress)
+        run, model = train_deep(cfg, train_data, test_data, checkpoint=path, log=log, show_progress=show_progress,
+                                device=device)
         summary = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode, "activation": cfg.activation,
                    "epochs": cfg.epochs, "test_acc": run.test_acc, "test_loss": run.test_loss,
                    "seconds": run.seconds, "history": run.history, "val_images": run.val_images, "layers": [],

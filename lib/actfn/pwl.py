@@ -6,7 +6,9 @@ closed-form Gaussian integrals of :mod:`actfn.gaussian` have two unbounded end s
 
 The forward/backward pair is a custom :class:`torch.autograd.Function` that saves only the
 input and the knot values.  The segment index is a floor (the grid is uniform, so no search) and
-the knot gradient is a weighted histogram over the segments, recomputed in backward.
+the knot gradient is a weighted histogram over the segments, recomputed in backward.  On CPU
+tensors both run in one fused pass each in a compiled kernel (:mod:`actfn.kernels`); elsewhere,
+or when the kernel cannot be built, in eager tensor ops (the "PyTorch path").
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import math
 
 import torch
 from torch import nn
+
+from .kernels import cpu_kernel
 
 INITS = ("relu", "identity", "swish")
 
@@ -48,26 +52,52 @@ def _flat_index(x, idx, y):
     return idx + _channel_offsets(x, y.shape[-1] - 1) if y.dim() == 2 else idx
 
 
+_GPU_HISTOGRAM_BLOCKS = 2048
+
+
+def segment_histogram(index: torch.Tensor, weights: torch.Tensor, size: int, blocks: int = 1) -> torch.Tensor:
+    """``out[j] = sum of weights[index == j]`` for ``j < size``.
+
+    A scatter_add_ into a zeroed table: serial (so deterministic) on the CPU, and unlike bincount
+    it neither scans for the min/max index nor converts the weights to float64.  On a GPU the
+    atomic adds of millions of elements into ~32 addresses serialise, so with ``blocks > 1``
+    consecutive runs of elements add into their own copy of the table and the copies are summed.
+    """
+    if blocks <= 1 or index.numel() < 4 * blocks:
+        return torch.zeros(size, dtype=weights.dtype, device=weights.device).scatter_add_(0, index, weights)
+    n = index.numel()
+    block_of = torch.arange(n, device=index.device).mul_(blocks).div_(n, rounding_mode="floor")
+    table = torch.zeros(blocks * size, dtype=weights.dtype, device=weights.device)
+    table.scatter_add_(0, index + block_of * size, weights)
+    return table.view(blocks, size).sum(0)
+
+
 class PiecewiseLinearFunction(torch.autograd.Function):
     """``f(x)`` for knot values ``y`` of shape ``(N,)`` (shared) or ``(C, N)`` (channel dim 1 of x)."""
 
     @staticmethod
     def forward(ctx, x, y, lo: float, hi: float):
+        ctx.save_for_backward(x, y)
+        ctx.lo, ctx.hi = lo, hi
+        kernel = cpu_kernel() if x.device.type == "cpu" else None
+        if kernel is not None:
+            return kernel.forward(x, y, lo, hi)
         n = y.shape[-1]
         h = (hi - lo) / (n - 1)
         idx, u = _segment_and_fraction(x, lo, h, n)
         idx = _flat_index(x, idx, y)
         left, rise = _segment_tables(y)
         # torch.take on the small flat tables is a plain gather (faster than advanced indexing)
-        out = torch.addcmul(torch.take(left, idx), torch.take(rise, idx), u)
-        ctx.save_for_backward(x, y)
-        ctx.lo, ctx.hi = lo, hi
-        return out
+        return torch.addcmul(torch.take(left, idx), torch.take(rise, idx), u)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, y = ctx.saved_tensors
         lo, hi = ctx.lo, ctx.hi
+        kernel = cpu_kernel() if x.device.type == "cpu" else None
+        if kernel is not None:
+            grad_x, grad_y = kernel.backward(grad_out, x, y, lo, hi, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+            return grad_x, grad_y, None, None
         n = y.shape[-1]
         h = (hi - lo) / (n - 1)
         idx, u = _segment_and_fraction(x, lo, h, n)
@@ -81,10 +111,9 @@ class PiecewiseLinearFunction(torch.autograd.Function):
             flat = idx.reshape(-1)
             g = grad_out.reshape(-1)
             size = y.numel() - (y.shape[0] if y.dim() == 2 else 1)  # number of segments in the tables
-            # scatter_add_ into a zeroed table: serial (so deterministic) on the CPU, and unlike
-            # bincount it neither scans for the min/max index nor converts the weights to float64
-            g_left = torch.zeros(size, dtype=g.dtype, device=g.device).scatter_add_(0, flat, g)
-            g_rise = torch.zeros(size, dtype=g.dtype, device=g.device).scatter_add_(0, flat, g * u.reshape(-1))
+            blocks = 1 if g.device.type == "cpu" else _GPU_HISTOGRAM_BLOCKS
+            g_left = segment_histogram(flat, g, size, blocks)
+            g_rise = segment_histogram(flat, g * u.reshape(-1), size, blocks)
             g_left, g_rise = g_left.view(*y.shape[:-1], n - 1), g_rise.view(*y.shape[:-1], n - 1)
             # left_i = y_i, rise_i = y_{i+1} - y_i
             grad_y = torch.zeros_like(y, dtype=g_left.dtype)

@@ -1,0 +1,389 @@
+// Piecewise-linear activation on a uniform knot grid: fused CPU kernels.
+//
+// One pass over x in forward (segment index by floor, two table reads, one multiply-add) and one
+// pass over (x, grad) in backward (input gradient and the knot gradient as two weighted
+// histograms).  Histograms are accumulated in fixed-size chunks (shared knots) or per channel
+// (per-channel knots) and summed in a fixed order, so the knot gradient is bit-identical from run
+// to run whatever the number of threads.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/OpMathType.h>
+#include <cmath>
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kChunk = 16384;  // elements per partial histogram (shared knots)
+
+template <typename acc_t>
+inline int64_t segment(acc_t s, int64_t last) {
+  acc_t f = std::floor(s);
+  f = (f >= acc_t(0)) ? f : acc_t(0);              // also maps NaN to segment 0 (its output stays NaN)
+  f = (f <= acc_t(last)) ? f : acc_t(last);
+  return static_cast<int64_t>(f);
+}
+
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+// Eight floats at a time: s = a x + b, segment = clamp(floor(s)) (NaN -> 0 via max), two gathers, one FMA.
+inline void segment8(__m256 xv, __m256 a, __m256 b, __m256 last, __m256* s, __m256i* i, __m256* u) {
+  *s = _mm256_fmadd_ps(xv, a, b);
+  __m256 f = _mm256_floor_ps(*s);
+  f = _mm256_max_ps(f, _mm256_setzero_ps());  // max(NaN, 0) = 0: NaN inputs read segment 0
+  f = _mm256_min_ps(f, last);
+  *u = _mm256_sub_ps(*s, f);
+  *i = _mm256_cvttps_epi32(f);
+}
+
+// Add the pairs (g_k, g_k u_k) of eight elements to hist[(copy(k) * copy_stride + i_k) * 2 + {0, 1}],
+// copy(k) = k mod 4: one 64-bit load, add and store per element.
+inline void hist_add8(float* hist, int64_t copy_stride, __m256i i, __m256 gg, __m256 gu) {
+  alignas(32) int32_t iv[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(iv), i);
+  const __m256 lo = _mm256_unpacklo_ps(gg, gu), hi = _mm256_unpackhi_ps(gg, gu);
+  // lo = [p0 p1 | p4 p5], hi = [p2 p3 | p6 p7] where p_k = (g_k, g_k u_k)
+  const __m128 q[4] = {_mm256_castps256_ps128(lo), _mm256_castps256_ps128(hi), _mm256_extractf128_ps(lo, 1),
+                       _mm256_extractf128_ps(hi, 1)};
+  const int order[8] = {0, 0, 1, 1, 2, 2, 3, 3};  // element k lives in q[order[k]], half k & 1
+  for (int k = 0; k < 8; ++k) {
+    __m128 pk = (k & 1) ? _mm_movehl_ps(q[order[k]], q[order[k]]) : q[order[k]];
+    __m64* h = reinterpret_cast<__m64*>(hist + ((k & 3) * copy_stride + iv[k]) * 2);
+    _mm_storel_pi(h, _mm_add_ps(_mm_loadl_pi(_mm_setzero_ps(), h), pk));
+  }
+}
+
+inline int64_t forward_run_avx2(const float* x, float* out, const float* left, const float* rise, int64_t n,
+                                int64_t last, float a, float b) {
+  const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b), lv = _mm256_set1_ps(float(last));
+  int64_t e = 0;
+  for (; e + 8 <= n; e += 8) {
+    __m256 s, u;
+    __m256i i;
+    segment8(_mm256_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
+    __m256 l = _mm256_i32gather_ps(left, i, 4), r = _mm256_i32gather_ps(rise, i, 4);
+    _mm256_storeu_ps(out + e, _mm256_fmadd_ps(r, u, l));
+  }
+  return e;  // the scalar loop finishes the tail
+}
+
+// Per-channel tables, planes whose size is a multiple of 8: whole planes in one flat loop (4x4
+// planes are too short for a call per plane).  The tables are (channels, segs) row-major.
+inline void forward_planes_avx2(const float* x, float* out, const float* left, const float* rise, int64_t segs,
+                                int64_t inner, int64_t channels, int64_t planes, int64_t last, float a, float b) {
+  const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b), lv = _mm256_set1_ps(float(last));
+  for (int64_t p = 0, c = 0; p < planes; ++p) {
+    const float* lt = left + c * segs;
+    const float* rt = rise + c * segs;
+    for (int64_t e = p * inner, end = e + inner; e < end; e += 8) {
+      __m256 s, u;
+      __m256i i;
+      segment8(_mm256_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
+      __m256 l = _mm256_i32gather_ps(lt, i, 4), r = _mm256_i32gather_ps(rt, i, 4);
+      _mm256_storeu_ps(out + e, _mm256_fmadd_ps(r, u, l));
+    }
+    if (++c == channels) c = 0;
+  }
+}
+
+// The backward of forward_planes_avx2: input gradient and one (g, g u) histogram per channel,
+// hist[channel][segment][2] (neighbouring planes belong to different channels, so one copy).
+inline void backward_planes_avx2(const float* x, const float* g, float* gx, const float* slope, float* hist,
+                                 int64_t segs, int64_t inner, int64_t channels, int64_t planes, int64_t last,
+                                 float a, float b) {
+  const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b), lv = _mm256_set1_ps(float(last));
+  for (int64_t p = 0, c = 0; p < planes; ++p) {
+    const float* sl = slope + c * segs;
+    float* hc = hist ? hist + c * segs * 2 : nullptr;
+    for (int64_t e = p * inner, end = e + inner; e < end; e += 8) {
+      __m256 s, u;
+      __m256i i;
+      segment8(_mm256_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
+      __m256 gg = _mm256_loadu_ps(g + e);
+      if (gx) _mm256_storeu_ps(gx + e, _mm256_mul_ps(gg, _mm256_i32gather_ps(sl, i, 4)));
+      if (hc) hist_add8(hc, 0, i, gg, _mm256_mul_ps(gg, u));
+    }
+    if (++c == channels) c = 0;
+  }
+}
+
+// Input gradient and, if hist != nullptr, the two histograms as (g, g u) pairs in 4 interleaved
+// copies hist[copy][segment][2], copy k at offset k * copy_stride segments (independent copies
+// break the store-to-load chains when neighbouring elements fall in the same segment;
+// copy_stride 0 means a single copy).
+inline int64_t backward_run_avx2(const float* x, const float* g, float* gx, const float* slope, float* hist,
+                                 int64_t copy_stride, int64_t n, int64_t last, float a, float b) {
+  const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b), lv = _mm256_set1_ps(float(last));
+  int64_t e = 0;
+  for (; e + 8 <= n; e += 8) {
+    __m256 s, u;
+    __m256i i;
+    segment8(_mm256_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
+    __m256 gg = _mm256_loadu_ps(g + e);
+    if (gx) _mm256_storeu_ps(gx + e, _mm256_mul_ps(gg, _mm256_i32gather_ps(slope, i, 4)));
+    if (hist) hist_add8(hist, copy_stride, i, gg, _mm256_mul_ps(gg, u));
+  }
+  return e;
+}
+#endif
+
+// x viewed as (outer, channels, inner); per_channel tables have `channels` rows of `segs` entries.
+struct Layout {
+  int64_t outer, channels, inner, segs;
+  bool per_channel;
+};
+
+Layout layout_of(const torch::Tensor& x, const torch::Tensor& y) {
+  Layout L;
+  L.segs = y.size(-1) - 1;
+  L.per_channel = y.dim() == 2;
+  if (L.per_channel) {
+    TORCH_CHECK(x.dim() >= 2 && x.size(1) == y.size(0), "per-channel knots: x must have ", y.size(0),
+                " channels on dim 1, got shape ", x.sizes());
+    L.outer = x.size(0);
+    L.channels = x.size(1);
+    L.inner = x.numel() / std::max<int64_t>(1, L.outer * L.channels);
+  } else {
+    L.outer = 1;
+    L.channels = 1;
+    L.inner = x.numel();
+  }
+  return L;
+}
+
+constexpr int kCopies = 4;  // interleaved histogram copies (see backward_run_avx2)
+
+template <typename scalar_t, typename acc_t>
+void forward_run(const scalar_t* x, scalar_t* out, const acc_t* left, const acc_t* rise, int64_t n,
+                 int64_t last, acc_t a, acc_t b) {
+  int64_t e = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (std::is_same_v<scalar_t, float>) e = forward_run_avx2(x, out, left, rise, n, last, a, b);
+#endif
+  for (; e < n; ++e) {
+    acc_t s = acc_t(x[e]) * a + b;
+    int64_t i = segment(s, last);
+    out[e] = scalar_t(left[i] + rise[i] * (s - acc_t(i)));
+  }
+}
+
+// Input gradient (if gx) and the (g, g u) histogram pairs (if hist; see backward_run_avx2).
+template <typename scalar_t, typename acc_t>
+void backward_run(const scalar_t* x, const scalar_t* g, scalar_t* gx, const acc_t* slope, acc_t* hist,
+                  int64_t copy_stride, int64_t n, int64_t last, acc_t a, acc_t b) {
+  int64_t e = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (std::is_same_v<scalar_t, float>)
+    e = backward_run_avx2(x, g, gx, slope, hist, copy_stride, n, last, a, b);
+#endif
+  for (; e < n; ++e) {
+    acc_t s = acc_t(x[e]) * a + b;
+    int64_t i = segment(s, last);
+    acc_t ge = acc_t(g[e]);
+    if (gx) gx[e] = scalar_t(ge * slope[i]);
+    if (hist) {
+      hist[2 * i] += ge;
+      hist[2 * i + 1] += ge * (s - acc_t(i));
+    }
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+void forward_kernel(const scalar_t* x, scalar_t* out, const acc_t* left, const acc_t* rise,
+                    const Layout& L, acc_t a, acc_t b) {
+  const int64_t last = L.segs - 1;
+  if (!L.per_channel) {
+    at::parallel_for(0, L.inner, kChunk, [&](int64_t begin, int64_t end) {
+      forward_run<scalar_t, acc_t>(x + begin, out + begin, left, rise, end - begin, last, a, b);
+    });
+    return;
+  }
+  // planes in sample blocks of about 16 chunks, channels in order (planes can be 4x4: no division per plane)
+  const int64_t plane_block = L.channels * L.inner;
+  const int64_t per_block = std::max<int64_t>(1, (16 * kChunk + plane_block - 1) / plane_block);
+  at::parallel_for(0, (L.outer + per_block - 1) / per_block, 1, [&](int64_t bb, int64_t be) {
+    const int64_t o0 = bb * per_block, o1 = std::min(L.outer, be * per_block);
+#if defined(__AVX2__) && defined(__FMA__)
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (L.inner % 8 == 0) {
+        forward_planes_avx2(x + o0 * plane_block, out + o0 * plane_block, left, rise, L.segs, L.inner, L.channels,
+                            (o1 - o0) * L.channels, last, a, b);
+        return;
+      }
+    }
+#endif
+    for (int64_t o = o0; o < o1; ++o)
+      for (int64_t c = 0; c < L.channels; ++c) {
+        const int64_t off = (o * L.channels + c) * L.inner;
+        forward_run<scalar_t, acc_t>(x + off, out + off, left + c * L.segs, rise + c * L.segs, L.inner, last, a, b);
+      }
+  });
+}
+
+// Sum the kCopies interleaved (g, g u) copies of one owner into g_left, g_rise (fixed order).
+template <typename acc_t>
+void fold_copies(const acc_t* hist, acc_t* g_left, acc_t* g_rise, int64_t segs) {
+  for (int k = 0; k < kCopies; ++k)
+    for (int64_t i = 0; i < segs; ++i) {
+      g_left[i] += hist[(k * segs + i) * 2];
+      g_rise[i] += hist[(k * segs + i) * 2 + 1];
+    }
+}
+
+template <typename scalar_t, typename acc_t>
+void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const acc_t* slope,
+                     acc_t* g_left, acc_t* g_rise, const Layout& L, acc_t a, acc_t b) {
+  const int64_t last = L.segs - 1, hsize = kCopies * L.segs * 2;
+  if (!L.per_channel) {
+    if (!g_left) {  // input gradient only: no histogram
+      at::parallel_for(0, L.inner, kChunk, [&](int64_t begin, int64_t end) {
+        backward_run<scalar_t, acc_t>(x + begin, g + begin, gx + begin, slope, nullptr, L.segs, end - begin,
+                                      last, a, b);
+      });
+      return;
+    }
+    // fixed chunks, each with its own partial histograms, summed in chunk order: deterministic
+    // whatever the number of threads
+    const int64_t chunks = (L.inner + kChunk - 1) / kChunk;
+    std::vector<acc_t> part(static_cast<size_t>(chunks * hsize), acc_t(0));
+    at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
+      for (int64_t c = cb; c < ce; ++c) {
+        const int64_t begin = c * kChunk, n = std::min(kChunk, L.inner - begin);
+        backward_run<scalar_t, acc_t>(x + begin, g + begin, gx ? gx + begin : nullptr, slope,
+                                      part.data() + c * hsize, L.segs, n, last, a, b);
+      }
+    });
+    for (int64_t c = 0; c < chunks; ++c) fold_copies(part.data() + c * hsize, g_left, g_rise, L.segs);
+    return;
+  }
+  if (L.inner >= kChunk / 16) {
+    // per channel, large planes: one task owns a channel's histograms and walks its planes in order
+    at::parallel_for(0, L.channels, 1, [&](int64_t cb, int64_t ce) {
+      std::vector<acc_t> hist(g_left ? static_cast<size_t>(hsize) : 0);
+      for (int64_t c = cb; c < ce; ++c) {
+        std::fill(hist.begin(), hist.end(), acc_t(0));
+        for (int64_t o = 0; o < L.outer; ++o) {
+          const int64_t off = (o * L.channels + c) * L.inner;
+          backward_run<scalar_t, acc_t>(x + off, g + off, gx ? gx + off : nullptr, slope + c * L.segs,
+                                        g_left ? hist.data() : nullptr, L.segs, L.inner, last, a, b);
+        }
+        if (g_left) fold_copies(hist.data(), g_left + c * L.segs, g_rise + c * L.segs, L.segs);
+      }
+    });
+    return;
+  }
+  // per channel, small planes (late layers, 4x4): walking a channel's planes would stride through
+  // memory, so fixed blocks of samples are read in order, each block with one histogram per
+  // channel (channels interleave, so a single copy has no store-to-load chains), summed in order
+  const int64_t plane_block = L.channels * L.inner, table = L.channels * L.segs * 2;
+  const int64_t per_block = std::max<int64_t>(1, (std::max<int64_t>(16 * kChunk, 8 * table) + plane_block - 1) / plane_block);
+  const int64_t blocks = (L.outer + per_block - 1) / per_block;
+  std::vector<acc_t> part(g_left ? static_cast<size_t>(blocks * table) : 0, acc_t(0));
+  at::parallel_for(0, blocks, 1, [&](int64_t bb, int64_t be) {
+    for (int64_t blk = bb; blk < be; ++blk) {
+      acc_t* hist = g_left ? part.data() + blk * table : nullptr;
+      const int64_t o0 = blk * per_block, o1 = std::min(L.outer, (blk + 1) * per_block);
+#if defined(__AVX2__) && defined(__FMA__)
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        if (L.inner % 8 == 0) {
+          backward_planes_avx2(x + o0 * plane_block, g + o0 * plane_block, gx ? gx + o0 * plane_block : nullptr,
+                               slope, hist, L.segs, L.inner, L.channels, (o1 - o0) * L.channels, last, a, b);
+          continue;
+        }
+      }
+#endif
+      for (int64_t o = o0; o < o1; ++o)
+        for (int64_t c = 0; c < L.channels; ++c) {
+          const int64_t off = (o * L.channels + c) * L.inner;
+          backward_run<scalar_t, acc_t>(x + off, g + off, gx ? gx + off : nullptr, slope + c * L.segs,
+                                        hist ? hist + c * L.segs * 2 : nullptr, 0, L.inner, last, a, b);
+        }
+    }
+  });
+  for (int64_t blk = 0; g_left && blk < blocks; ++blk) {
+    const acc_t* hist = part.data() + blk * table;
+    for (int64_t c = 0; c < L.channels; ++c)
+      for (int64_t i = 0; i < L.segs; ++i) {
+        g_left[c * L.segs + i] += hist[(c * L.segs + i) * 2];
+        g_rise[c * L.segs + i] += hist[(c * L.segs + i) * 2 + 1];
+      }
+  }
+}
+
+// Tables in the accumulation type: left value y_i and rise y_{i+1} - y_i of each segment.
+std::pair<torch::Tensor, torch::Tensor> tables(const torch::Tensor& y, c10::ScalarType acc) {
+  auto ya = y.to(acc).contiguous();
+  auto left = ya.narrow(-1, 0, ya.size(-1) - 1).contiguous();
+  auto rise = (ya.narrow(-1, 1, ya.size(-1) - 1) - ya.narrow(-1, 0, ya.size(-1) - 1)).contiguous();
+  return {left, rise};
+}
+
+void check_inputs(const torch::Tensor& x, const torch::Tensor& y) {
+  TORCH_CHECK(x.device().is_cpu() && y.device().is_cpu(), "pwl_cpu: tensors must be on the CPU");
+  TORCH_CHECK(y.dim() == 1 || y.dim() == 2, "pwl_cpu: knot values must be (N,) or (C, N)");
+  TORCH_CHECK(y.size(-1) >= 2, "pwl_cpu: at least two knots");
+}
+
+}  // namespace
+
+torch::Tensor pwl_forward(torch::Tensor x, torch::Tensor y, double lo, double hi) {
+  check_inputs(x, y);
+  x = x.contiguous();
+  auto out = torch::empty_like(x);
+  const Layout L = layout_of(x, y);
+  const double h = (hi - lo) / double(L.segs);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "pwl_forward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    auto t = tables(y, c10::CppTypeToScalarType<acc_t>::value);
+    forward_kernel<scalar_t, acc_t>(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                    t.first.data_ptr<acc_t>(), t.second.data_ptr<acc_t>(), L,
+                                    acc_t(1.0 / h), acc_t(-lo / h));
+  });
+  return out;
+}
+
+// Returns (grad_x or undefined, grad_y in y's dtype or undefined).
+std::vector<torch::Tensor> pwl_backward(torch::Tensor grad, torch::Tensor x, torch::Tensor y, double lo,
+                                        double hi, bool need_x, bool need_y) {
+  check_inputs(x, y);
+  x = x.contiguous();
+  grad = grad.contiguous();
+  TORCH_CHECK(grad.sizes() == x.sizes(), "pwl_backward: gradient and input shapes differ");
+  const Layout L = layout_of(x, y);
+  const double h = (hi - lo) / double(L.segs);
+  torch::Tensor gx, gy;
+  if (need_x) gx = torch::empty_like(x);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "pwl_backward", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const auto acc = c10::CppTypeToScalarType<acc_t>::value;
+    auto t = tables(y, acc);
+    auto slope = (t.second / h).contiguous();
+    const int64_t rows = L.per_channel ? y.size(0) : 1;
+    torch::Tensor hist;
+    acc_t *gl = nullptr, *gr = nullptr;
+    if (need_y) {
+      hist = torch::zeros({2, rows, L.segs}, x.options().dtype(acc));
+      gl = hist[0].data_ptr<acc_t>();
+      gr = hist[1].data_ptr<acc_t>();
+    }
+    backward_kernel<scalar_t, acc_t>(x.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(),
+                                     need_x ? gx.data_ptr<scalar_t>() : nullptr, slope.data_ptr<acc_t>(),
+                                     gl, gr, L, acc_t(1.0 / h), acc_t(-lo / h));
+    if (need_y) {
+      // out = left_i + rise_i u with left_i = y_i, rise_i = y_{i+1} - y_i
+      auto g_left = hist[0], g_rise = hist[1];
+      auto full = torch::zeros({rows, L.segs + 1}, hist.options());
+      full.narrow(1, 0, L.segs).add_(g_left - g_rise);
+      full.narrow(1, 1, L.segs).add_(g_rise);
+      gy = (L.per_channel ? full : full.view({L.segs + 1})).to(y.scalar_type());
+    }
+  });
+  return {gx, gy};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &pwl_forward, "piecewise-linear forward (CPU)");
+  m.def("backward", &pwl_backward, "piecewise-linear backward (CPU)");
+}

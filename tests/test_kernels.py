@@ -1,0 +1,137 @@
+"""The compiled CPU kernel against the PyTorch path and the plain-autograd reference."""
+import math
+
+import pytest
+import torch
+
+from actfn import kernels, piecewise_linear, piecewise_linear_reference
+
+needs_kernel = pytest.mark.skipif(kernels.cpu_kernel() is None, reason="compiled kernel unavailable here")
+
+
+def run(fn, x, y, g):
+    xx, yy = x.clone().requires_grad_(), y.clone().requires_grad_()
+    out = fn(xx, yy)
+    out.backward(g)
+    return out.detach(), xx.grad, yy.grad
+
+
+def torch_path(x, y):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ACTFN_PWL_BACKEND", "torch")
+        return piecewise_linear(x, y)
+
+
+# shapes that take every branch of the kernel: shared chunks, per-channel large planes (channel walk),
+# per-channel small planes (sample blocks, flat 8-wide loop when the plane is a multiple of 8, per
+# plane otherwise), 2-D (batch, channels) and 1-D inputs, lengths that leave a scalar tail
+SHAPES = [((64, 16, 16, 16), False), ((64, 16, 16, 16), True), ((96, 64, 4, 4), True),
+          ((32, 24, 5, 5), True), ((300, 20), True), ((300, 20), False), ((1001,), False), ((7, 3, 9, 9), True)]
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape,per_channel", SHAPES)
+def test_kernel_matches_torch_path_and_reference(shape, per_channel):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen) * 2.5
+    flat = x.view(-1)
+    # exactly on knots and segment edges, and far outside the range
+    flat[:33] = torch.linspace(-3, 3, 33)
+    flat[33:40] = torch.tensor([1e4, -1e4, 3.0, -3.0, 2.8125, -2.8125, 1e-7])
+    y = torch.randn((shape[1], 33) if per_channel else (33,), generator=gen)
+    g = torch.randn(shape, generator=gen)
+    fast = run(piecewise_linear, x, y, g)
+    eager = run(torch_path, x, y, g)
+    ref = run(piecewise_linear_reference, x, y, g)
+    for a, b in ((fast, eager), (fast, ref)):
+        torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a[1], b[1], rtol=1e-5, atol=1e-5)
+        # knot gradients are sums over many elements: summation order differs
+        torch.testing.assert_close(a[2], b[2], rtol=1e-4, atol=1e-3 * math.sqrt(x.numel() / y.numel()) / 100)
+
+
+@needs_kernel
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_kernel_gradcheck_float64(per_channel):
+    torch.manual_seed(0)
+    y = torch.randn((3, 9) if per_channel else (9,), dtype=torch.float64, requires_grad=True)
+    x = torch.rand(4, 3, 8, dtype=torch.float64) * 8 - 4
+    h = 6 / 8
+    x = torch.where(((x + 3) / h - torch.round((x + 3) / h)).abs() < 1e-3, x + 0.01, x).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: piecewise_linear(a, b), (x, y))
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape,per_channel", [((128, 64, 16, 16), False), ((128, 64, 16, 16), True),
+                                               ((256, 512, 4, 4), True)])
+def test_knot_gradients_are_bit_identical_across_runs_and_thread_counts(shape, per_channel):
+    gen = torch.Generator().manual_seed(3)
+    x, g = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
+    y = torch.randn((shape[1], 33) if per_channel else (33,), generator=gen)
+    first = run(piecewise_linear, x, y, g)[2]
+    assert torch.equal(first, run(piecewise_linear, x, y, g)[2])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = run(piecewise_linear, x, y, g)[2]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(first, single)
+
+
+@needs_kernel
+def test_nan_and_inf_propagate_through_the_kernel():
+    y = torch.relu(torch.linspace(-3, 3, 33))
+    x = torch.tensor([float("nan"), float("inf"), -float("inf"), 1.0] * 4)
+    out, gx, gy = run(piecewise_linear, x, y, torch.ones_like(x))
+    eager = run(torch_path, x, y, torch.ones_like(x))
+    torch.testing.assert_close(out, eager[0], equal_nan=True)
+    torch.testing.assert_close(gx, eager[1], equal_nan=True)
+    assert math.isnan(out[0]) and out[1] == float("inf") and out[3] == pytest.approx(1.0)
+    assert torch.isnan(gy).any()  # the NaN input reaches the knot gradient instead of vanishing
+
+
+@needs_kernel
+def test_bfloat16_inputs_use_float_tables():
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(8, 4, 8, 8, generator=gen)
+    y = torch.randn(33, generator=gen)
+    out = piecewise_linear(x.bfloat16(), y)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), piecewise_linear(x.bfloat16().float(), y), rtol=1e-2, atol=1e-2)
+
+
+def test_backend_choice_is_checked_and_reported(monkeypatch):
+    monkeypatch.setenv("ACTFN_PWL_BACKEND", "fast")
+    with pytest.raises(ValueError, match="ACTFN_PWL_BACKEND"):
+        kernels.backend()
+    monkeypatch.setenv("ACTFN_PWL_BACKEND", "torch")
+    assert kernels.cpu_kernel() is None and kernels.backend().startswith("torch")
+
+
+def test_a_failed_build_warns_and_falls_back_only_in_auto(monkeypatch):
+    def broken():
+        raise OSError("g++: not found")
+
+    monkeypatch.setattr(kernels, "_build", broken)
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv("ACTFN_PWL_BACKEND", "auto")
+    with pytest.warns(RuntimeWarning, match="g\\+\\+: not found"):
+        assert kernels.cpu_kernel() is None
+    assert "unavailable" in kernels.backend()
+    x = torch.randn(10, requires_grad=True)
+    piecewise_linear(x, torch.relu(torch.linspace(-3, 3, 33))).sum().backward()  # the PyTorch path runs
+    monkeypatch.setenv("ACTFN_PWL_BACKEND", "cpp")
+    with pytest.raises(kernels.KernelUnavailable, match="could not be built"):
+        kernels.cpu_kernel()
+
+
+@pytest.mark.parametrize("blocks", [1, 7, 64])
+def test_blocked_segment_histogram_equals_the_plain_one(blocks):
+    from actfn.pwl import segment_histogram
+
+    gen = torch.Generator().manual_seed(5)
+    index = torch.randint(0, 32, (10_000,), generator=gen)
+    weights = torch.randn(10_000, generator=gen, dtype=torch.float64)
+    expected = torch.zeros(32, dtype=torch.float64).index_add_(0, index, weights)
+    torch.testing.assert_close(segment_histogram(index, weights, 32, blocks), expected)
