@@ -1,0 +1,118 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from actfn import infomax as im
+
+
+def test_loss_matches_a_direct_computation():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(64, 5, generator=gen, dtype=torch.float64) @ torch.randn(5, 5, generator=gen, dtype=torch.float64)
+    an = a.numpy()
+    var = an.var(0, ddof=1)
+    corr = np.corrcoef(an, rowvar=False)
+    expected = -np.log(var + im.EPS).sum() + 0.7 * ((corr - np.eye(5)) ** 2).sum()
+    assert float(im.infomax_loss(a, 0.7)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_minibatch_correlation_floor_of_independent_units():
+    gen = torch.Generator().manual_seed(1)
+    k, n = 16, 128
+    a = torch.randn(400, n, k, generator=gen, dtype=torch.float64)
+    off = ((im.correlation_matrix(a) - torch.eye(k, dtype=a.dtype)) ** 2).sum((-2, -1))
+    assert float(off.mean()) == pytest.approx(im.independent_correlation_floor(k, n), rel=0.03)
+
+
+def test_effective_rank_and_redundancy_on_hand_cases():
+    k, d = 4, 6
+    same = torch.ones(k, d)
+    ortho = torch.eye(d)[:k] * 3.0
+    assert im.effective_rank(same)["participation"] == pytest.approx(1.0)
+    assert im.effective_rank(same)["entropy"] == pytest.approx(1.0)
+    assert im.effective_rank(ortho)["participation"] == pytest.approx(k)
+    assert im.effective_rank(ortho)["entropy"] == pytest.approx(k)
+    assert im.weight_redundancy(ortho) == pytest.approx(0.0, abs=1e-12)
+    assert im.weight_redundancy(same) == pytest.approx(1 - 1 / k)
+    assert im.mean_abs_cosine(same) == pytest.approx(1.0)
+    assert im.mean_abs_cosine(ortho) == pytest.approx(0.0)
+
+
+def test_dead_units_mean_something_for_each_activation():
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(500, 3, generator=gen)
+    w = torch.eye(3)
+    b = torch.tensor([0.0, -100.0, 0.0])   # unit 1: always far negative
+    assert im.model_metrics(w, b, x=x, activation="relu")["dead_units"] == 1
+    assert im.model_metrics(w, b, x=x, activation="identity")["dead_units"] == 0
+    tanh = im.model_metrics(w, b, x=x, activation="tanh")
+    assert tanh["dead_units"] == 1                 # saturated at -1: no response
+    assert tanh["dead_units_magnitude"] == 0       # the design's |a| > eps rule calls it alive
+    assert im.model_metrics(w, b, x=x, activation="leaky_relu")["dead_units"] == 1
+
+
+def test_total_correlation_estimate():
+    gen = np.random.default_rng(3)
+    rho = 0.6
+    z = gen.multivariate_normal([0, 0], [[1, rho], [rho, 1]], size=20_000)
+    a = torch.tensor(np.exp(z))  # a monotone transform: the copula (and TC) is unchanged
+    assert im.gaussian_copula_tc(a)["tc"] == pytest.approx(-0.5 * math.log(1 - rho ** 2), abs=0.02)
+    indep = torch.tensor(gen.standard_normal((20_000, 3)))
+    assert abs(im.gaussian_copula_tc(indep)["tc"]) < 0.01
+    # softmax: finite, over K - 1 units
+    x = torch.tensor(gen.standard_normal((2000, 4)), dtype=torch.float32)
+    m = im.model_metrics(torch.eye(4), torch.zeros(4), "softmax", x)
+    assert math.isfinite(m["total_correlation"]) and m["tc_units"] == 3
+    assert 0.25 <= m["responsibility_concentration"] < 0.4
+
+
+def test_batched_bank_equals_training_each_model_alone():
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(300, 10, generator=gen)
+    settings = [im.Setting("relu"), im.Setting("softmax", "infomax", 10.0), im.Setting("tanh", "variance_only"),
+                im.Setting("pwl"), im.Setting("softplus", "reconstruction"), im.Setting("identity", "infomax", 1.0, "unit_rows"),
+                im.Setting("swish", "random")]
+    seeds = [3, 7]
+    bank = im.train_bank(settings, seeds, 6, x, epochs=3, batch_size=32)
+    for i, seed in enumerate(seeds):
+        for j, s in enumerate(settings):
+            alone = im.train_bank([s], [seed], 6, x, epochs=3, batch_size=32)
+            torch.testing.assert_close(bank.bank.weight[i, j], alone.bank.weight[0, 0], rtol=1e-4, atol=1e-5)
+            if s.activation != "identity":
+                # (identity: the loss does not depend on b, whose gradient is rounding noise that
+                # Adam scales up to lr-sized steps, differently in the two runs)
+                torch.testing.assert_close(bank.bank.bias[i, j], alone.bank.bias[0, 0], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(bank.bank.knots[i, j], alone.bank.knots[0, 0], rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(bank.losses[:, i, j], alone.losses[:, 0, 0], rtol=1e-4, atol=1e-4)
+    # the random baseline is the seed's Xavier start, and every setting of a seed started there
+    torch.testing.assert_close(bank.bank.weight[1, 6], im.xavier_weights(7, 6, 10))
+    torch.testing.assert_close(bank.initial_weight[0], im.xavier_weights(3, 6, 10))
+
+
+def test_unit_rows_constraint_holds():
+    x = torch.randn(256, 8)
+    run = im.train_bank([im.Setting("identity", constraint="unit_rows")], [0], 4, x, epochs=2, batch_size=64)
+    torch.testing.assert_close(run.bank.weight[0, 0].norm(dim=1), torch.ones(4))
+
+
+def test_unbounded_variance_grows_the_weights():
+    # identity + InfoMax without a constraint: scaling W up always lowers -log Var
+    x = torch.randn(512, 8, generator=torch.Generator().manual_seed(5))
+    run = im.train_bank([im.Setting("identity")], [0], 4, x, epochs=6, batch_size=64, lr=1e-2)
+    assert run.weight_norms[-1, 0, 0] > 1.5 * run.weight_norms[0, 0, 0]
+    assert run.losses[-1, 0, 0] < run.losses[0, 0, 0]
+
+
+@pytest.mark.parametrize("kwargs,name", [({"activation": "gelu"}, "activations"), ({"activation": "relu", "objective": "vae"}, "objectives"),
+                                         ({"activation": "relu", "lam": -1.0}, "lambdas"),
+                                         ({"activation": "relu", "constraint": "ball"}, "constraints")])
+def test_bad_settings_are_named(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        im.Setting(**kwargs)
+
+
+def test_convergence_epoch():
+    assert im.convergence_epoch([10, 5, 1.5, 1, 1]) == 3    # 10 -> 1: 90 % of the way is 1.9
+    assert im.convergence_epoch([10, 5, 2, 1, 1]) == 4
+    assert im.convergence_epoch([-1, -5, -9.5, -10]) == 3
