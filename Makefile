@@ -44,6 +44,7 @@ test: setup data compiler   ## set up, then run the test suite
 bench: setup compiler  ## benchmarks (ratios; not part of the tests)
 	$(BIN)/python benchmarks/unit_benchmarks.py
 	$(BIN)/python benchmarks/deep_benchmarks.py
+	$(BIN)/python benchmarks/infomax_benchmarks.py
 
 clean:
 	rm -rf _build results runs

@@ -116,3 +116,39 @@ def test_convergence_epoch():
     assert im.convergence_epoch([10, 5, 1.5, 1, 1]) == 3    # 10 -> 1: 90 % of the way is 1.9
     assert im.convergence_epoch([10, 5, 2, 1, 1]) == 4
     assert im.convergence_epoch([-1, -5, -9.5, -10]) == 3
+
+
+def test_holm_and_paired_comparison_on_known_data():
+    from actfn.stats import holm, paired_comparison, sign_flip_p
+
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    res = paired_comparison(a + np.array([0.5, 0.7, 0.6, 0.4, 0.8]), a)
+    from scipy import stats
+    assert res["p_value"] == pytest.approx(stats.ttest_rel(a + np.array([0.5, 0.7, 0.6, 0.4, 0.8]), a).pvalue)
+    assert res["ci_low"] < 0.6 < res["ci_high"] and res["mean_difference"] == pytest.approx(0.6)
+    assert res["sign_flip_floor"] == pytest.approx(2 / 32) and res["sign_flip_p"] == pytest.approx(2 / 32)
+    assert sign_flip_p(np.array([1.0, -1.0, 1.0, -1.0])) == pytest.approx(1.0)
+
+
+def test_study_records_and_baseline_tests():
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(512, 12, generator=gen) @ torch.randn(12, 12, generator=gen)
+    records, banks = im.run_study(x[:384], x[384:], ["relu", "tanh"], [4], [1.0], [0, 1, 2], epochs=2,
+                                  batch_size=64, show_progress=False)
+    assert {r["objective"] for r in records} == set(im.OBJECTIVES)
+    assert len(records) == 2 * 4 * 3
+    rand = [r for r in records if r["objective"] == "random"]
+    assert all(r["final_loss"] is None and r["curve"] is None for r in rand)
+    tests = im.compare_to_baselines(records)
+    assert {t["comparison"] for t in tests} == {"infomax - random", "infomax - reconstruction", "infomax - variance_only"}
+    assert all(t["p_value"] <= t["p_adjusted"] <= 1 for t in tests)
+
+
+@pytest.mark.parametrize("kwargs,name", [({"activations": ["gelu"]}, "activations"), ({"Ks": [1]}, "Ks"),
+                                         ({"lambdas": [-1]}, "lambdas"), ({"seeds": [0, 0]}, "seeds"),
+                                         ({"epochs": 0}, "epochs")])
+def test_bad_study_parameters_are_named(kwargs, name):
+    args = {"activations": ["relu"], "Ks": [4], "lambdas": [1.0], "seeds": [0], "epochs": 1, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        im.check_study_parameters(**args)

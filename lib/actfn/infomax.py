@@ -69,22 +69,32 @@ def activation_gain(z: torch.Tensor, kind: str, knots: torch.Tensor | None = Non
     return g.abs()
 
 
-def correlation_matrix(a: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Correlation matrix of the columns of ``a`` (..., N, K) -> (..., K, K)."""
+def covariance(a: torch.Tensor) -> torch.Tensor:
+    """Sample covariance of the columns of ``a`` (..., N, K) -> (..., K, K) (divisor N - 1)."""
     c = a - a.mean(-2, keepdim=True)
-    cov = c.transpose(-1, -2) @ c / (a.shape[-2] - 1)
+    return c.transpose(-1, -2) @ c / (a.shape[-2] - 1)
+
+
+def correlation_from_covariance(cov: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     sd = torch.sqrt(torch.diagonal(cov, dim1=-2, dim2=-1).clamp_min(eps))
     return cov / (sd.unsqueeze(-1) * sd.unsqueeze(-2))
+
+
+def correlation_matrix(a: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Correlation matrix of the columns of ``a`` (..., N, K) -> (..., K, K)."""
+    return correlation_from_covariance(covariance(a), eps)
 
 
 def infomax_loss(a: torch.Tensor, lam, eps: float = EPS) -> torch.Tensor:
     """-sum_j log(Var(a_j) + eps) + lam ||Corr(A) - I||_F^2 for ``a`` (..., N, K) -> (...).
 
     ``lam`` is a number or a tensor broadcastable to the leading dimensions (one lambda per model).
+    Var is the diagonal of the same covariance the correlation comes from (one pass over A).
     """
-    var = a.var(dim=-2)
+    cov = covariance(a)
+    var = torch.diagonal(cov, dim1=-2, dim2=-1)
     k = a.shape[-1]
-    off = correlation_matrix(a) - torch.eye(k, dtype=a.dtype, device=a.device)
+    off = correlation_from_covariance(cov) - torch.eye(k, dtype=a.dtype, device=a.device)
     return -torch.log(var + eps).sum(-1) + lam * off.pow(2).sum((-2, -1))
 
 
@@ -123,7 +133,7 @@ def xavier_weights(seed: int, k: int, d: int) -> torch.Tensor:
 class InfoMaxBank(torch.nn.Module):
     """``len(seeds) x len(settings)`` one-layer models of K units on D inputs, as stacked tensors.
 
-    Parameters: ``weight`` (S, G, K, D), ``bias`` (S, G, K), ``decoder`` (S, R, D, K) (one per
+    Parameters: ``weight`` (S, G, K, D), ``bias`` (S, G, K), ``decoder`` (S, R, K, D) (W'^T, one per
     reconstruction setting) and ``knots`` (S, G, 33) (used by the ``pwl`` models only).
     """
 
@@ -138,8 +148,9 @@ class InfoMaxBank(torch.nn.Module):
         self.weight = torch.nn.Parameter(w0.unsqueeze(1).repeat(1, g, 1, 1))    # (S, G, K, D)
         self.bias = torch.nn.Parameter(torch.zeros(len(seeds), g, k))
         self.recon = [i for i, s in enumerate(settings) if s.objective == "reconstruction"]
-        # decoders of the reconstruction models only, starting as the transpose of W (tied start, untied after)
-        self.decoder = torch.nn.Parameter(w0.transpose(1, 2).unsqueeze(1).repeat(1, len(self.recon), 1, 1).contiguous())
+        # decoders W' (D x K) of the reconstruction models only, stored transposed (K x D) like W, and
+        # starting equal to it (a tied start, untied afterwards)
+        self.decoder = torch.nn.Parameter(w0.unsqueeze(1).repeat(1, len(self.recon), 1, 1))
         relu_knots = torch.linspace(*PWL_RANGE, PWL_KNOTS).clamp(min=0)
         self.knots = torch.nn.Parameter(relu_knots.expand(len(seeds), g, PWL_KNOTS).clone())
         # contiguous runs of settings with the same activation share one call of f
@@ -157,8 +168,9 @@ class InfoMaxBank(torch.nn.Module):
         s, b, _ = x.shape
         g = len(self.settings)
         w = self.weight.reshape(s, g * self.k, self.d)
-        z = torch.bmm(x, w.transpose(1, 2)).view(s, b, g, self.k).transpose(1, 2)
-        return z + self.bias.unsqueeze(2)
+        # W x^T rather than x W^T: the weight gradient (grad z^T x) then comes out in W's own layout
+        zt = torch.bmm(w, x.transpose(1, 2)).view(s, g, self.k, b)
+        return zt.transpose(-1, -2) + self.bias.unsqueeze(2)
 
     def activations(self, z: torch.Tensor) -> torch.Tensor:
         parts = []
@@ -179,9 +191,10 @@ class InfoMaxBank(torch.nn.Module):
         if self.recon:
             r = torch.tensor(self.recon, device=x.device)
             # ||x - W'a||^2 = ||x||^2 - 2 a.(W'^T x) + a^T (W'^T W') a, without the (S, R, B, D) x-hat
-            ar, dec = a[:, r], self.decoder                              # (S, R, B, K), (S, R, D, K)
-            proj = torch.einsum("sbd,srdk->srbk", x, dec)               # W'^T x per sample
-            gram = dec.transpose(-1, -2) @ dec                           # (S, R, K, K)
+            ar, dec = a[:, r], self.decoder                              # (S, R, B, K), (S, R, K, D)
+            s_, rr, k, d = dec.shape
+            proj = torch.bmm(dec.reshape(s_, rr * k, d), x.transpose(1, 2)).view(s_, rr, k, -1).transpose(-1, -2)
+            gram = dec @ dec.transpose(-1, -2)                           # W'^T W' (S, R, K, K)
             quad = ((ar @ gram) * ar).sum(-1)
             rec = (x.pow(2).sum(-1).unsqueeze(1) - 2 * (ar * proj).sum(-1) + quad).mean(-1)   # (S, R)
             loss = loss.index_copy(1, r, rec)
@@ -359,6 +372,11 @@ def model_metrics(w: torch.Tensor, b: torch.Tensor, activation: str, x: torch.Te
     if activation == "softmax" and tc["units"] == k:
         tc = gaussian_copula_tc(a[:, :-1])  # sum to one: the last unit is determined by the others
     out["total_correlation"], out["tc_units"] = tc["tc"], tc["units"]
+    # scale-free versions, for comparisons pooled over K
+    out["effective_rank_fraction"] = out["effective_rank"] / k
+    out["mean_sq_correlation"] = out["output_correlation"] / (k * (k - 1))   # floor: 1 / (N - 1)
+    out["tc_per_unit"] = out["total_correlation"] / max(1, tc["units"])
+    out["mean_log_variance"] = float(torch.log(var + EPS).mean())           # the entropy term, per unit
     return out
 
 
@@ -375,3 +393,221 @@ def convergence_epoch(curve: np.ndarray, fraction: float = 0.9) -> int:
     target = start + fraction * (end - start)
     reached = (curve <= target) if end < start else (curve >= target)
     return int(np.argmax(reached)) + 1
+
+
+# ----------------------------------------------------------------------------------------------
+# The study: every activation x objective x lambda x constraint x seed for each K
+
+def study_settings(activations, lambdas, constraints=("none",), objectives=OBJECTIVES) -> list[Setting]:
+    """The settings of one K, grouped by activation (the bank applies f once per group).
+
+    InfoMax runs at every lambda and constraint; variance_only at every constraint; reconstruction
+    and random unconstrained (their scale is not what the constraint is about).
+    """
+    out = []
+    for act in activations:
+        for obj in objectives:
+            if obj == "infomax":
+                out += [Setting(act, obj, float(lam), c) for lam in lambdas for c in constraints]
+            elif obj == "variance_only":
+                out += [Setting(act, obj, 0.0, c) for c in constraints]
+            else:
+                out.append(Setting(act, obj, 0.0, "none"))
+    return out
+
+
+def check_study_parameters(activations, Ks, lambdas, seeds, epochs, constraints=("none",)):
+    require(len(activations) >= 1 and all(a in ACTIVATIONS for a in activations), "activations", activations,
+            f"must be a non-empty list of {ACTIVATIONS}")
+    require(len(Ks) >= 1 and all(isinstance(k, int) and k >= 2 for k in Ks), "Ks", Ks, "must be a non-empty list of integers >= 2")
+    require(len(lambdas) >= 1 and all(isinstance(v, (int, float)) and v >= 0 for v in lambdas), "lambdas", lambdas,
+            "must be a non-empty list of numbers >= 0")
+    require(len(seeds) >= 1 and all(isinstance(s, int) for s in seeds) and len(set(seeds)) == len(seeds), "seeds",
+            seeds, "must be a non-empty list of distinct integers")
+    require(isinstance(epochs, int) and epochs >= 1, "epochs", epochs, "must be an integer >= 1")
+    require(len(constraints) >= 1 and all(c in CONSTRAINTS for c in constraints), "constraints", constraints,
+            f"must be a non-empty list of {CONSTRAINTS}")
+
+
+def bank_records(run: BankRun, x_eval: torch.Tensor) -> list[dict]:
+    """One record per (seed, setting) of a trained bank: the setting, the metrics on ``x_eval``, the curve."""
+    bank = run.bank
+    records = []
+    for i, seed in enumerate(bank.seeds):
+        for j, s in enumerate(bank.settings):
+            w, b = bank.weight[i, j].detach(), bank.bias[i, j].detach()
+            knots = bank.knots[i, j].detach() if s.activation == "pwl" else None
+            m = model_metrics(w, b, s.activation, x_eval, lam=s.lam if s.objective == "infomax" else 1.0, knots=knots)
+            curve = run.losses[:, i, j]
+            records.append({
+                "activation": s.activation, "K": bank.k, "lambda": s.lam if s.objective == "infomax" else None,
+                "seed": seed, "objective": s.objective, "constraint": s.constraint,
+                "final_loss": float(curve[-1]) if s.objective != "random" else None,
+                "convergence_epoch": convergence_epoch(curve) if s.objective != "random" else None,
+                "weight_norm_start": float(run.weight_norms[0, i, j]), **m,
+                "curve": [float(v) for v in curve] if s.objective != "random" else None,
+                "weight_norm_curve": [float(v) for v in run.weight_norms[:, i, j]],
+            })
+    return records
+
+
+def run_study(x_train: torch.Tensor, x_eval: torch.Tensor, activations, Ks, lambdas, seeds, epochs: int,
+              constraints=("none",), batch_size: int = 128, lr: float = 1e-3, show_progress: bool = True):
+    """Train one bank per K on ``x_train``; returns (records, {K: BankRun})."""
+    check_study_parameters(activations, Ks, lambdas, seeds, epochs, constraints)
+    settings = study_settings(activations, lambdas, constraints)
+    records, banks = [], {}
+    for k in Ks:
+        run = train_bank(settings, list(seeds), k, x_train, epochs, batch_size, lr, show_progress=show_progress,
+                         desc=f"K={k}: {len(settings) * len(seeds)} models")
+        banks[k] = run
+        records += bank_records(run, x_eval)
+    return records, banks
+
+
+def layer_outputs(run: BankRun, seed_index: int, setting_index: int, x: torch.Tensor) -> torch.Tensor:
+    """a = f(W x + b) of one model of a bank, for inputs ``x`` (N, D)."""
+    bank = run.bank
+    s = bank.settings[setting_index]
+    with torch.no_grad():
+        z = x @ bank.weight[seed_index, setting_index].T + bank.bias[seed_index, setting_index]
+        if s.activation == "pwl":
+            return activate(z.unsqueeze(0), "pwl", bank.knots[seed_index, setting_index].view(1, -1)).squeeze(0)
+        return activate(z, s.activation)
+
+
+def standardise_features(train: torch.Tensor, test: torch.Tensor):
+    mean, sd = train.mean(0), train.std(0).clamp_min(1e-6)
+    return (train - mean) / sd, (test - mean) / sd
+
+
+def linear_probe(f_train: torch.Tensor, y_train: torch.Tensor, f_test: torch.Tensor, y_test: torch.Tensor,
+                 weight_decay: float = 1e-4, iters: int = 200) -> float:
+    """Test accuracy of multinomial logistic regression on frozen features (standardised; L-BFGS, full batch)."""
+    f_train, f_test = standardise_features(f_train.double(), f_test.double())
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    lin = torch.nn.Linear(f_train.shape[1], classes, dtype=torch.float64)
+    torch.nn.init.zeros_(lin.weight)
+    torch.nn.init.zeros_(lin.bias)
+    opt = torch.optim.LBFGS(lin.parameters(), max_iter=iters, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(lin(f_train), y_train) + weight_decay * lin.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return float((lin(f_test).argmax(1) == y_test).double().mean())
+
+
+TEST_METRICS = {  # metric -> (what it is, which direction is better); all scale-free, so pairs pool over K
+    "effective_rank_fraction": ("effective rank (participation ratio) / K", "higher"),
+    "weight_redundancy": ("R_W", "lower"),
+    "mean_sq_correlation": ("||Corr(A) - I||_F^2 / (K(K-1)) on held-out data", "lower"),
+    "tc_per_unit": ("Gaussian-copula TC per unit on held-out data", "lower"),
+}
+
+
+def compare_to_baselines(records: list[dict], reference_lambda: float = 1.0,
+                         baselines=("random", "reconstruction", "variance_only"), metrics=tuple(TEST_METRICS)) -> list[dict]:
+    """InfoMax (lambda = ``reference_lambda``, unconstrained) against each baseline, per activation and metric.
+
+    Pairs are (K, seed): the same start and the same batches.  Paired t-test, Holm-adjusted over every
+    test returned; see :mod:`actfn.stats` for why not the sign-flip test alone.
+    """
+    from .stats import holm, paired_comparison
+
+    index = {}
+    for r in records:
+        if r["constraint"] != "none":
+            continue
+        if r["objective"] == "infomax" and r["lambda"] != reference_lambda:
+            continue
+        index[(r["activation"], r["objective"], r["K"], r["seed"])] = r
+    tests = []
+    for act in dict.fromkeys(r["activation"] for r in records):
+        for base in baselines:
+            keys = sorted((k, s) for (a, o, k, s) in index if a == act and o == "infomax" and (a, base, k, s) in index)
+            if len(keys) < 2:
+                continue
+            for metric in metrics:
+                a = [index[(act, "infomax", k, s)][metric] for k, s in keys]
+                b = [index[(act, base, k, s)][metric] for k, s in keys]
+                if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+                    continue
+                res = paired_comparison(a, b)
+                better = TEST_METRICS[metric][1]
+                tests.append({"metric": metric, "activation": act, "comparison": f"infomax - {base}",
+                              "better_if": better, "statistic": res["statistic"], "p_value": res["p_value"],
+                              "effect_size": res["effect_size"], "mean_difference": res["mean_difference"],
+                              "ci_low": res["ci_low"], "ci_high": res["ci_high"], "n_pairs": res["n"],
+                              "sign_flip_p": res["sign_flip_p"], "sign_flip_floor": res["sign_flip_floor"],
+                              "method": "paired t-test over (K, seed) pairs, Holm-adjusted; effect size Cohen's d_z"})
+    for t, p in zip(tests, holm([t["p_value"] for t in tests])):
+        t["p_adjusted"] = float(p)
+    return tests
+
+
+SYNTHETIC_2D = ("gaussian_clusters", "uniform")
+
+
+def synthetic_2d(kind: str, n: int = 4000, seed: int = 0, clusters: int = 5) -> torch.Tensor:
+    """2-D inputs whose learned weight vectors can be drawn: ``gaussian_clusters`` (``clusters``
+    isotropic Gaussians, sd 0.4, centred on a circle of radius 2) or ``uniform`` (the square
+    [-sqrt 3, sqrt 3]^2, unit variance per coordinate)."""
+    require(kind in SYNTHETIC_2D, "synthetic", kind, f"must be one of {SYNTHETIC_2D}")
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "uniform":
+        return (torch.rand(n, 2, generator=gen) * 2 - 1) * math.sqrt(3.0)
+    angles = torch.arange(clusters) * (2 * math.pi / clusters)
+    centres = 2.0 * torch.stack([angles.cos(), angles.sin()], 1)
+    which = torch.randint(0, clusters, (n,), generator=gen)
+    return centres[which] + 0.4 * torch.randn(n, 2, generator=gen)
+
+
+# ----------------------------------------------------------------------------------------------
+# Follow-ups of the design: depth (two stacked InfoMax layers) and transfer (a linear probe)
+
+def setting_index(run: BankRun, activation: str, objective: str, lam: float | None = None,
+                  constraint: str = "none") -> int:
+    for j, s in enumerate(run.bank.settings):
+        if (s.activation, s.objective, s.constraint) == (activation, objective, constraint) and \
+                (objective != "infomax" or lam is None or s.lam == lam):
+            return j
+    raise KeyError(f"no setting {activation}/{objective}/lambda={lam}/{constraint} in this bank")
+
+
+def depth_followup(run: BankRun, x_train, x_eval, activations, k2: int, epochs: int, lam: float = 1.0,
+                   batch_size: int = 128, lr: float = 1e-3, show_progress: bool = False) -> list[dict]:
+    """Greedy stacking: a second InfoMax layer (K2 units, same activation) on the standardised outputs of
+    each seed's trained first layer; metrics of both layers on held-out data, per activation and seed."""
+    rows = []
+    for act in activations:
+        j = setting_index(run, act, "infomax", lam)
+        for i, seed in enumerate(run.bank.seeds):
+            h_train, h_eval = standardise_features(layer_outputs(run, i, j, x_train), layer_outputs(run, i, j, x_eval))
+            second = train_bank([Setting(act, "infomax", lam)], [seed], k2, h_train, epochs, batch_size, lr,
+                                show_progress=show_progress, desc=f"depth: {act}, seed {seed}")
+            m2 = bank_records(second, h_eval)[0]
+            m1 = model_metrics(run.bank.weight[i, j].detach(), run.bank.bias[i, j].detach(), act, x_eval, lam,
+                               run.bank.knots[i, j].detach() if act == "pwl" else None)
+            rows.append({"activation": act, "seed": seed, "K1": run.bank.k, "K2": k2,
+                         **{f"layer1_{m}": m1[m] for m in ("effective_rank", "output_correlation", "total_correlation", "dead_units")},
+                         **{f"layer2_{m}": m2[m] for m in ("effective_rank", "output_correlation", "total_correlation", "dead_units")},
+                         "layer2_floor": m2["correlation_floor"]})
+    return rows
+
+
+def probe_followup(run: BankRun, x_train, y_train, x_test, y_test, activations, lam: float = 1.0,
+                   objectives=("infomax", "variance_only", "reconstruction", "random")) -> list[dict]:
+    """Linear-probe test accuracy on each model's frozen features, per activation, objective and seed."""
+    rows = []
+    for act in activations:
+        for obj in objectives:
+            j = setting_index(run, act, obj, lam)
+            for i, seed in enumerate(run.bank.seeds):
+                acc = linear_probe(layer_outputs(run, i, j, x_train), y_train, layer_outputs(run, i, j, x_test), y_test)
+                rows.append({"activation": act, "objective": obj, "seed": seed, "K": run.bank.k, "probe_accuracy": acc})
+    return rows
