@@ -133,15 +133,19 @@ def prepare_fashion_mnist(root: Path, source: Path = FASHION_MNIST_SYSTEM_DIR) -
     return raw
 
 
-def _fashion_mnist(root: Path, train: bool, download: bool) -> ImageData:
-    from torchvision.datasets import FashionMNIST
-
-    # the Debian package's files come first; torchvision's download only when they are not installed
+def _debian_fashion_mnist_first(root: Path, download: bool) -> None:
+    """The Debian package's files come first; torchvision's download only when they are not installed."""
     try:
         prepare_fashion_mnist(root)
     except DatasetMissing:
         if not download:
             raise
+
+
+def _fashion_mnist(root: Path, train: bool, download: bool) -> ImageData:
+    from torchvision.datasets import FashionMNIST
+
+    _debian_fashion_mnist_first(root, download)
     try:
         ds = FashionMNIST(str(root), train=train, download=download)
     except (RuntimeError, OSError) as err:
@@ -264,11 +268,7 @@ def _torchvision_flat(name: str, root: Path, download: bool) -> FlatData:
 
     cls = MNIST if name == "mnist" else FashionMNIST
     if name == "fashion_mnist":
-        try:
-            prepare_fashion_mnist(root)
-        except DatasetMissing:
-            if not download:
-                raise
+        _debian_fashion_mnist_first(root, download)
     try:
         parts = [cls(str(root), train=train, download=download) for train in (True, False)]
     except (RuntimeError, OSError) as err:
