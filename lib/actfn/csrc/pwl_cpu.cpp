@@ -69,46 +69,6 @@ inline int64_t forward_run_avx2(const float* x, float* out, const float* left, c
   return e;  // the scalar loop finishes the tail
 }
 
-// Per-channel tables, planes whose size is a multiple of 8: whole planes in one flat loop (4x4
-// planes are too short for a call per plane).  The tables are (channels, segs) row-major.
-inline void forward_planes_avx2(const float* x, float* out, const float* left, const float* rise, int64_t segs,
-                                int64_t inner, int64_t channels, int64_t planes, int64_t last, float a, float b) {
-  const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b), lv = _mm256_set1_ps(float(last));
-  for (int64_t p = 0, c = 0; p < planes; ++p) {
-    const float* lt = left + c * segs;
-    const float* rt = rise + c * segs;
-    for (int64_t e = p * inner, end = e + inner; e < end; e += 8) {
-      __m256 s, u;
-      __m256i i;
-      segment8(_mm256_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
-      __m256 l = _mm256_i32gather_ps(lt, i, 4), r = _mm256_i32gather_ps(rt, i, 4);
-      _mm256_storeu_ps(out + e, _mm256_fmadd_ps(r, u, l));
-    }
-    if (++c == channels) c = 0;
-  }
-}
-
-// The backward of forward_planes_avx2: input gradient and one (g, g u) histogram per channel,
-// hist[channel][segment][2] (neighbouring planes belong to different channels, so one copy).
-inline void backward_planes_avx2(const float* x, const float* g, float* gx, const float* slope, float* hist,
-                                 int64_t segs, int64_t inner, int64_t channels, int64_t planes, int64_t last,
-                                 float a, float b) {
-  const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b), lv = _mm256_set1_ps(float(last));
-  for (int64_t p = 0, c = 0; p < planes; ++p) {
-    const float* sl = slope + c * segs;
-    float* hc = hist ? hist + c * segs * 2 : nullptr;
-    for (int64_t e = p * inner, end = e + inner; e < end; e += 8) {
-      __m256 s, u;
-      __m256i i;
-      segment8(_mm256_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
-      __m256 gg = _mm256_loadu_ps(g + e);
-      if (gx) _mm256_storeu_ps(gx + e, _mm256_mul_ps(gg, _mm256_i32gather_ps(sl, i, 4)));
-      if (hc) hist_add8(hc, 0, i, gg, _mm256_mul_ps(gg, u));
-    }
-    if (++c == channels) c = 0;
-  }
-}
-
 // Input gradient and, if hist != nullptr, the two histograms as (g, g u) pairs in 4 interleaved
 // copies hist[copy][segment][2], copy k at offset k * copy_stride segments (independent copies
 // break the store-to-load chains when neighbouring elements fall in the same segment;
@@ -126,6 +86,23 @@ inline int64_t backward_run_avx2(const float* x, const float* g, float* gx, cons
     if (hist) hist_add8(hist, copy_stride, i, gg, _mm256_mul_ps(gg, u));
   }
   return e;
+}
+// Per-channel tables, planes whose size is a multiple of 8 (4x4 planes of late layers): the planes
+// of a block in memory order, channel by a counter (a division per plane would cost more than the
+// plane).  The tables are (channels, segs) row-major; histograms one per channel, hist[c][seg][2]
+// (neighbouring planes belong to different channels, so one copy each).
+inline void forward_planes_avx2(const float* x, float* out, const float* left, const float* rise, int64_t segs,
+                                int64_t inner, int64_t channels, int64_t planes, int64_t last, float a, float b) {
+  for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1)
+    forward_run_avx2(x + p * inner, out + p * inner, left + c * segs, rise + c * segs, inner, last, a, b);
+}
+
+inline void backward_planes_avx2(const float* x, const float* g, float* gx, const float* slope, float* hist,
+                                 int64_t segs, int64_t inner, int64_t channels, int64_t planes, int64_t last,
+                                 float a, float b) {
+  for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1)
+    backward_run_avx2(x + p * inner, g + p * inner, gx ? gx + p * inner : nullptr, slope + c * segs,
+                      hist ? hist + c * segs * 2 : nullptr, 0, inner, last, a, b);
 }
 #endif
 
