@@ -41,10 +41,8 @@ book: setup data compiler   ## set up, then build the whole book into _build/htm
 test: setup data compiler   ## set up, then run the test suite
 	WANDB_MODE=disabled $(BIN)/python -m pytest
 
-bench: setup compiler  ## benchmarks (ratios; not part of the tests)
-	$(BIN)/python benchmarks/unit_benchmarks.py
-	$(BIN)/python benchmarks/deep_benchmarks.py
-	$(BIN)/python benchmarks/infomax_benchmarks.py
+bench: setup compiler  ## every benchmark, one table -> results/benchmarks.json (BENCH_ARGS=--no-build: skip the builds)
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build results runs

@@ -30,30 +30,35 @@ def step_fn(model):
     return step
 
 
+def deep_rows(width=1.0, batch=128, repeats=7) -> list[dict]:
+    torch.manual_seed(0)
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    rows = []
+    for name in ("vgg11", "resnet10"):
+        steps = {act: step_fn(build_model(name, activation=act, width=width)) for act in ("pwl", "relu", "silu")}
+        times = {act: [] for act in steps}
+        for act, s in steps.items():
+            s(x, y)  # warm-up
+        for _ in range(repeats):
+            for act, s in steps.items():
+                t = time.perf_counter()
+                s(x, y)
+                times[act].append(time.perf_counter() - t)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append({"what": f"{name} (width {width}, batch {batch}) train step, PWL / ReLU",
+                     "ratio": med["pwl"] / med["relu"], "goal": 1.15, "goal_kind": "max"})
+        rows.append({"what": f"{name} (width {width}, batch {batch}) train step, SiLU / ReLU",
+                     "ratio": med["silu"] / med["relu"]})
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
-    torch.manual_seed(0)
-    x, y = torch.randn(args.batch, 3, 32, 32), torch.randint(0, 10, (args.batch,))
-    rows = []
-    for name in ("vgg11", "resnet10"):
-        steps = {act: step_fn(build_model(name, activation=act, width=args.width)) for act in ("pwl", "relu", "silu")}
-        times = {act: [] for act in steps}
-        for act, s in steps.items():
-            s(x, y)  # warm-up
-        for _ in range(args.repeats):
-            for act, s in steps.items():
-                t = time.perf_counter()
-                s(x, y)
-                times[act].append(time.perf_counter() - t)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        rows.append({"what": f"{name} (width {args.width}, batch {args.batch}) train step, PWL / ReLU",
-                     "ratio": med["pwl"] / med["relu"]})
-        rows.append({"what": f"{name} (width {args.width}, batch {args.batch}) train step, SiLU / ReLU",
-                     "ratio": med["silu"] / med["relu"]})
+    rows = deep_rows(args.width, args.batch, args.repeats)
     print(f"PWL path on the CPU: {kernels.backend()}")
     for r in rows:
         print(f"  {r['what']:<62s} {r['ratio']:6.2f}x")

@@ -90,6 +90,39 @@ def test_batched_bank_equals_training_each_model_alone():
     torch.testing.assert_close(bank.initial_weight[0], im.xavier_weights(3, 6, 10))
 
 
+def test_bank_equals_the_conventional_one_model_loop():
+    # the benchmark's baseline (nn.Linear + torch.optim.Adam, one model at a time) trains the same models
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(200, 9, generator=gen)
+    settings = [im.Setting("tanh"), im.Setting("pwl", "infomax", 10.0), im.Setting("softmax", "variance_only"),
+                im.Setting("relu", "reconstruction"), im.Setting("swish", "infomax", 1.0, "unit_rows")]
+    bank = im.train_bank(settings, [5], 4, x, epochs=2, batch_size=40)
+    for j, s in enumerate(settings):
+        model, curve = im.train_one_model(s, 5, 4, x, epochs=2, batch_size=40)
+        torch.testing.assert_close(bank.bank.weight[0, j], model.linear.weight, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(bank.bank.bias[0, j], model.linear.bias, rtol=1e-4, atol=1e-5)
+        if s.activation == "pwl":
+            torch.testing.assert_close(bank.bank.knots[0, j], model.pwl.values, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(bank.losses[:, 0, j], curve, rtol=1e-4, atol=1e-4)
+
+
+def test_bfloat16_matmuls_train_the_same_models_both_ways():
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(160, 12, generator=gen)
+    settings = [im.Setting("relu"), im.Setting("tanh", "reconstruction")]
+    bank = im.train_bank(settings, [1], 4, x, epochs=2, batch_size=32, matmul_precision="bfloat16")
+    full = im.train_bank(settings, [1], 4, x, epochs=2, batch_size=32)
+    for j, s in enumerate(settings):
+        model, curve = im.train_one_model(s, 1, 4, x, epochs=2, batch_size=32, matmul_precision="bfloat16")
+        torch.testing.assert_close(bank.bank.weight[0, j], model.linear.weight, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(bank.losses[:, 0, j], curve, rtol=1e-3, atol=1e-3)
+    # bfloat16 operands round to ~3 significant digits: close to float32, not equal to it
+    assert not torch.equal(bank.bank.weight, full.bank.weight)
+    torch.testing.assert_close(bank.bank.weight, full.bank.weight, rtol=0.05, atol=2e-3)
+    with pytest.raises(ValueError, match="matmul_precision"):
+        im.train_bank(settings, [1], 4, x, epochs=1, matmul_precision="float16")
+
+
 def test_unit_rows_constraint_holds():
     x = torch.randn(256, 8)
     run = im.train_bank([im.Setting("identity", constraint="unit_rows")], [0], 4, x, epochs=2, batch_size=64)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from actfn import kernels, piecewise_linear, piecewise_linear_reference
+from actfn import PiecewiseLinearActivation, kernels, piecewise_linear, piecewise_linear_reference
 
 needs_kernel = pytest.mark.skipif(kernels.cpu_kernel() is None, reason="compiled kernel unavailable here")
 
@@ -135,3 +135,36 @@ def test_blocked_segment_histogram_equals_the_plain_one(blocks):
     weights = torch.randn(10_000, generator=gen, dtype=torch.float64)
     expected = torch.zeros(32, dtype=torch.float64).index_add_(0, index, weights)
     torch.testing.assert_close(segment_histogram(index, weights, 32, blocks), expected)
+
+
+def _small_pwl_net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), PiecewiseLinearActivation(num_channels=4),
+                               torch.nn.Conv2d(4, 2, 3), PiecewiseLinearActivation())
+
+
+def test_torch_compile_traces_the_activation_without_graph_breaks():
+    # fullgraph=True makes any graph break an error; aot_eager runs the traced forward and backward
+    # graphs (inductor's code generation is exercised by `make bench`, which compiles and times it)
+    model = _small_pwl_net()
+    x = torch.randn(2, 3, 6, 6)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    out = compiled(x)
+    out.square().sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    ref = model(x)
+    ref.square().sum().backward()
+    torch.testing.assert_close(out, ref)
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(g, p.grad)
+
+
+def test_torch_export_keeps_the_activation_as_one_operator():
+    model = _small_pwl_net()
+    x = torch.randn(2, 3, 6, 6)
+    exported = torch.export.export(model, (x,))
+    targets = [str(n.target) for n in exported.graph.nodes]
+    assert sum("actfn.pwl_forward" in t for t in targets) == 2
+    torch.testing.assert_close(exported.module()(x), model(x))

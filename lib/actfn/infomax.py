@@ -24,11 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from .checks import require
-from .pwl import piecewise_linear
+from .pwl import PiecewiseLinearActivation, piecewise_linear
 
 ACTIVATIONS = ("identity", "relu", "softmax", "tanh", "leaky_relu", "softplus", "swish", "pwl")
 OBJECTIVES = ("infomax", "variance_only", "reconstruction", "random")
 CONSTRAINTS = ("none", "unit_rows")
+# "bfloat16": the layer's matrix products (W x, W' x and their gradients) take bfloat16 operands with
+# float32 accumulation (torch.autocast); weights, Adam state and every statistic stay float32
+MATMUL_PRECISIONS = ("float32", "bfloat16")
 EPS = 1e-6           # the eps of log(Var + eps)
 PWL_KNOTS = 33
 PWL_RANGE = (-3.0, 3.0)
@@ -89,13 +92,56 @@ def infomax_loss(a: torch.Tensor, lam, eps: float = EPS) -> torch.Tensor:
     """-sum_j log(Var(a_j) + eps) + lam ||Corr(A) - I||_F^2 for ``a`` (..., N, K) -> (...).
 
     ``lam`` is a number or a tensor broadcastable to the leading dimensions (one lambda per model).
-    Var is the diagonal of the same covariance the correlation comes from (one pass over A).
+    Var is the diagonal of the same covariance the correlation comes from (one pass over A).  The
+    gradient is written out (:class:`InfoMaxLoss`) rather than left to autograd, whose backward through
+    the covariance, the square roots and the division is a dozen passes over the batch.
     """
-    cov = covariance(a)
+    lam = torch.as_tensor(lam, dtype=a.dtype, device=a.device)
+    return InfoMaxLoss.apply(a, lam, eps)
+
+
+def _infomax_parts(c: torch.Tensor, lam: torch.Tensor, eps: float):
+    """From centred activations c (..., N, K): loss (...), and the pieces its gradient needs."""
+    cov = c.transpose(-1, -2) @ c / (c.shape[-2] - 1)
     var = torch.diagonal(cov, dim1=-2, dim2=-1)
-    k = a.shape[-1]
-    off = correlation_from_covariance(cov) - torch.eye(k, dtype=a.dtype, device=a.device)
-    return -torch.log(var + eps).sum(-1) + lam * off.pow(2).sum((-2, -1))
+    sd = torch.sqrt(var.clamp_min(1e-8))
+    corr = cov / (sd.unsqueeze(-1) * sd.unsqueeze(-2))
+    off = corr - torch.eye(c.shape[-1], dtype=c.dtype, device=c.device)
+    loss = -torch.log(var + eps).sum(-1) + lam * off.pow(2).sum((-2, -1))
+    return loss, var, sd, corr, off
+
+
+class InfoMaxLoss(torch.autograd.Function):
+    """The InfoMax loss with its gradient in closed form.
+
+    With C = c^T c / (N - 1) (c: the centred activations), R_ij = C_ij / (s_i s_j), s_i = sqrt(C_ii):
+
+        dL/dC_ij = 2 lam (R_ij - d_ij) / (s_i s_j)
+                   + d_ij [ -1 / (C_ii + eps) - (2 lam / s_i^2) sum_k (R_ik - d_ik) R_ik ]
+
+    (the second line is the variance term and the square roots' share), and dL/dA = 2 c G / (N - 1) for
+    that symmetric G: the centring drops out because c's columns already have mean zero.
+    Tested against autograd of the same formula.
+    """
+
+    @staticmethod
+    def forward(ctx, a, lam, eps):
+        c = a - a.mean(-2, keepdim=True)
+        loss, var, sd, corr, off = _infomax_parts(c, lam, eps)
+        ctx.save_for_backward(c, lam, var, sd, corr, off)
+        ctx.eps = eps
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        c, lam, var, sd, corr, off = ctx.saved_tensors
+        lam2 = (2 * lam * grad_loss).unsqueeze(-1)                          # (..., 1)
+        g = lam2.unsqueeze(-1) * off / (sd.unsqueeze(-1) * sd.unsqueeze(-2))
+        through_sd = (var > 1e-8).to(c.dtype) * lam2 * (off * corr).sum(-1) / sd.pow(2)
+        diag = -grad_loss.unsqueeze(-1) / (var + ctx.eps) - through_sd
+        g = g + torch.diag_embed(diag)
+        grad_a = c @ g * (2.0 / (c.shape[-2] - 1))
+        return grad_a, None, None
 
 
 def independent_correlation_floor(k: int, n: int) -> float:
@@ -137,8 +183,11 @@ class InfoMaxBank(torch.nn.Module):
     reconstruction setting) and ``knots`` (S, G, 33) (used by the ``pwl`` models only).
     """
 
-    def __init__(self, settings: list[Setting], seeds: list[int], k: int, d: int):
+    def __init__(self, settings: list[Setting], seeds: list[int], k: int, d: int, matmul_precision: str = "float32"):
         super().__init__()
+        require(matmul_precision in MATMUL_PRECISIONS, "matmul_precision", matmul_precision,
+                f"must be one of {MATMUL_PRECISIONS}")
+        self.matmul_precision = matmul_precision
         require(len(settings) >= 1, "settings", settings, "must not be empty")
         require(len(set(seeds)) == len(seeds) and len(seeds) >= 1, "seeds", seeds, "must be distinct and non-empty")
         require(isinstance(k, int) and k >= 2, "Ks", k, "must hold integers >= 2")
@@ -148,6 +197,8 @@ class InfoMaxBank(torch.nn.Module):
         self.weight = torch.nn.Parameter(w0.unsqueeze(1).repeat(1, g, 1, 1))    # (S, G, K, D)
         self.bias = torch.nn.Parameter(torch.zeros(len(seeds), g, k))
         self.recon = [i for i, s in enumerate(settings) if s.objective == "reconstruction"]
+        contiguous = self.recon and self.recon == list(range(self.recon[0], self.recon[-1] + 1))
+        self.recon_slice = slice(self.recon[0], self.recon[-1] + 1) if contiguous else None
         # decoders W' (D x K) of the reconstruction models only, stored transposed (K x D) like W, and
         # starting equal to it (a tied start, untied afterwards)
         self.decoder = torch.nn.Parameter(w0.unsqueeze(1).repeat(1, len(self.recon), 1, 1))
@@ -164,41 +215,60 @@ class InfoMaxBank(torch.nn.Module):
         self.unit_rows = torch.tensor([s.constraint == "unit_rows" for s in settings])
 
     def preactivations(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (S, B, D), one batch per seed -> z (S, G, B, K)."""
+        """``x`` (S, B, D), one batch per seed -> z (S, B, G, K).
+
+        One matrix product per seed for all G models, computed as z^T = W_all x^T + b (W_all: the (G K, D)
+        stack) and handed on as the batch-major view z: the weight gradient grad_z^T x then comes out
+        in W's own layout and grad_z^T is a transposed view, so neither product needs a copy first.
+        """
         s, b, _ = x.shape
         g = len(self.settings)
-        w = self.weight.reshape(s, g * self.k, self.d)
-        # W x^T rather than x W^T: the weight gradient (grad z^T x) then comes out in W's own layout
-        zt = torch.bmm(w, x.transpose(1, 2)).view(s, g, self.k, b)
-        return zt.transpose(-1, -2) + self.bias.unsqueeze(2)
+        w = self.weight.view(s, g * self.k, self.d)
+        with self._matmul_precision(x):
+            zt = torch.baddbmm(self.bias.view(s, g * self.k, 1), w, x.transpose(1, 2)).float()  # (S, G K, B)
+        return zt.transpose(1, 2).view(s, b, g, self.k)
+
+    def _matmul_precision(self, x: torch.Tensor):
+        return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.matmul_precision == "bfloat16")
 
     def activations(self, z: torch.Tensor) -> torch.Tensor:
+        """z (S, B, G, K) -> a = f(z) (S, G, B, K), each model's batch contiguous for its statistics."""
         parts = []
-        for kind, lo, hi in self.groups:
-            zz = z[:, lo:hi]
+        # split, not slicing: its backward is one concatenation, not a zero-filled copy per group
+        for (kind, lo, hi), zz in zip(self.groups, z.split([hi - lo for _, lo, hi in self.groups], dim=2)):
+            zz = zz.transpose(1, 2)                                    # (S, g, B, K), a strided view
             if kind == "pwl":
                 s, gg, b, k = zz.shape
                 a = activate(zz.reshape(s * gg, b, k), kind, self.knots[:, lo:hi].reshape(s * gg, -1))
                 parts.append(a.view(s, gg, b, k))
             else:
                 parts.append(activate(zz, kind))
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0].contiguous()
 
     def losses(self, x: torch.Tensor) -> torch.Tensor:
         """Per-model training loss (S, G) on one batch ``x`` (S, B, D)."""
         a = self.activations(self.preactivations(x))
         loss = infomax_loss(a, self.lam.view(1, -1))
         if self.recon:
-            r = torch.tensor(self.recon, device=x.device)
             # ||x - W'a||^2 = ||x||^2 - 2 a.(W'^T x) + a^T (W'^T W') a, without the (S, R, B, D) x-hat
-            ar, dec = a[:, r], self.decoder                              # (S, R, B, K), (S, R, K, D)
+            ar, dec = self._recon_part(a), self.decoder                 # (S, R, B, K), (S, R, K, D)
             s_, rr, k, d = dec.shape
-            proj = torch.bmm(dec.reshape(s_, rr * k, d), x.transpose(1, 2)).view(s_, rr, k, -1).transpose(-1, -2)
+            with self._matmul_precision(x):
+                proj = torch.bmm(x, dec.reshape(s_, rr * k, d).transpose(1, 2)).float()
+            proj = proj.view(s_, -1, rr, k).transpose(1, 2)
             gram = dec @ dec.transpose(-1, -2)                           # W'^T W' (S, R, K, K)
             quad = ((ar @ gram) * ar).sum(-1)
-            rec = (x.pow(2).sum(-1).unsqueeze(1) - 2 * (ar * proj).sum(-1) + quad).mean(-1)   # (S, R)
-            loss = loss.index_copy(1, r, rec)
+            rec = (torch.linalg.vecdot(x, x).unsqueeze(1) - 2 * (ar * proj).sum(-1) + quad).mean(-1)   # (S, R)
+            if self.recon_slice is not None:
+                loss = torch.cat([loss[:, :self.recon_slice.start], rec, loss[:, self.recon_slice.stop:]], 1)
+            else:
+                loss = loss.index_copy(1, torch.tensor(self.recon, device=x.device), rec)
         return loss
+
+    def _recon_part(self, a: torch.Tensor) -> torch.Tensor:
+        if self.recon_slice is not None:       # a view: no gather, and no scatter in the backward pass
+            return a[:, self.recon_slice]
+        return a[:, torch.tensor(self.recon, device=a.device)]
 
     @torch.no_grad()
     def project_(self):
@@ -229,13 +299,14 @@ def seed_batches(x: torch.Tensor, seeds: list[int], epoch: int, batch_size: int)
 
 
 def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tensor, epochs: int,
-               batch_size: int = 128, lr: float = 1e-3, show_progress: bool = False, desc: str = "") -> BankRun:
+               batch_size: int = 128, lr: float = 1e-3, show_progress: bool = False, desc: str = "",
+               matmul_precision: str = "float32") -> BankRun:
     """Train every (seed, setting) model on ``x`` (N, D) with Adam; the random models stay at init."""
     require(isinstance(epochs, int) and epochs >= 1, "epochs", epochs, "must be an integer >= 1")
     require(isinstance(batch_size, int) and 2 <= batch_size <= x.shape[0], "batch_size", batch_size,
             f"must be an integer in [2, {x.shape[0]}] (the training set size)")
     torch.manual_seed(0)
-    bank = InfoMaxBank(settings, seeds, k, x.shape[1])
+    bank = InfoMaxBank(settings, seeds, k, x.shape[1], matmul_precision)
     trained = torch.tensor([s.objective != "random" for s in settings])
     # one fused pass per step over all parameters (Adam is elementwise: each model keeps its own state)
     opt = torch.optim.Adam(bank.parameters(), lr=lr, fused=True)
@@ -269,6 +340,73 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
         norms.append(bank.weight.detach().norm(dim=-1).mean(-1).numpy())
     # the random baseline never moves (its gradient is never taken, Adam skips None grads)
     return BankRun(bank, np.array(hist), np.array(norms), time.perf_counter() - t0, steps, initial)
+
+
+class OneLayer(torch.nn.Module):
+    """One model the conventional way (nn.Linear, an activation module, a decoder if it reconstructs).
+
+    :func:`train_one_model` trains it with ``torch.optim.Adam`` over the same minibatches a bank sees:
+    the plain one-run-at-a-time loop that the bank replaces, kept as its readable reference (the
+    tests check that both give the same weights) and as the benchmark's baseline.
+    """
+
+    def __init__(self, setting: Setting, seed: int, k: int, d: int, matmul_precision: str = "float32"):
+        super().__init__()
+        require(matmul_precision in MATMUL_PRECISIONS, "matmul_precision", matmul_precision,
+                f"must be one of {MATMUL_PRECISIONS}")
+        self.setting, self.bf16 = setting, matmul_precision == "bfloat16"
+        self.linear = torch.nn.Linear(d, k)
+        with torch.no_grad():
+            self.linear.weight.copy_(xavier_weights(seed, k, d))
+            self.linear.bias.zero_()
+        self.pwl = PiecewiseLinearActivation(PWL_KNOTS, PWL_RANGE) if setting.activation == "pwl" else None
+        self.decoder = None
+        if setting.objective == "reconstruction":
+            self.decoder = torch.nn.Linear(k, d, bias=False)     # W', starting tied to W
+            with torch.no_grad():
+                self.decoder.weight.copy_(self.linear.weight.T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            z = self.linear(x).float()
+        return self.pwl(z) if self.pwl is not None else activate(z, self.setting.activation)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        a = self(x)
+        if self.decoder is not None:
+            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                x_hat = self.decoder(a).float()
+            return (x - x_hat).pow(2).sum(-1).mean()
+        return infomax_loss(a, self.setting.lam if self.setting.objective == "infomax" else 0.0)
+
+
+@torch.no_grad()
+def _unit_rows_(w: torch.Tensor):
+    w /= w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def train_one_model(setting: Setting, seed: int, k: int, x: torch.Tensor, epochs: int, batch_size: int = 128,
+                    lr: float = 1e-3, matmul_precision: str = "float32") -> tuple[OneLayer, np.ndarray]:
+    """Train one model alone, conventionally; returns the model and its per-epoch mean training loss."""
+    model = OneLayer(setting, seed, k, x.shape[1], matmul_precision)
+    if setting.objective == "random":
+        return model, np.zeros(0)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if setting.constraint == "unit_rows":
+        _unit_rows_(model.linear.weight)
+    curve = []
+    for epoch in range(epochs):
+        total, count = 0.0, 0
+        for (xb,) in seed_batches(x, [seed], epoch, batch_size):
+            loss = model.loss(xb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if setting.constraint == "unit_rows":
+                _unit_rows_(model.linear.weight)
+            total, count = total + loss.item(), count + 1
+        curve.append(total / count)
+    return model, np.array(curve)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -402,18 +540,21 @@ def study_settings(activations, lambdas, constraints=("none",), objectives=OBJEC
     """The settings of one K, grouped by activation (the bank applies f once per group).
 
     InfoMax runs at every lambda and constraint; variance_only at every constraint; reconstruction
-    and random unconstrained (their scale is not what the constraint is about).
+    and random unconstrained (their scale is not what the constraint is about).  The reconstruction
+    models come last, together, so that the bank reads their activations as one slice.
     """
-    out = []
+    out, recon = [], []
     for act in activations:
         for obj in objectives:
             if obj == "infomax":
                 out += [Setting(act, obj, float(lam), c) for lam in lambdas for c in constraints]
             elif obj == "variance_only":
                 out += [Setting(act, obj, 0.0, c) for c in constraints]
+            elif obj == "reconstruction":
+                recon.append(Setting(act, obj, 0.0, "none"))
             else:
                 out.append(Setting(act, obj, 0.0, "none"))
-    return out
+    return out + recon
 
 
 def check_study_parameters(activations, Ks, lambdas, seeds, epochs, constraints=("none",)):
@@ -452,14 +593,15 @@ def bank_records(run: BankRun, x_eval: torch.Tensor) -> list[dict]:
 
 
 def run_study(x_train: torch.Tensor, x_eval: torch.Tensor, activations, Ks, lambdas, seeds, epochs: int,
-              constraints=("none",), batch_size: int = 128, lr: float = 1e-3, show_progress: bool = True):
+              constraints=("none",), batch_size: int = 128, lr: float = 1e-3, show_progress: bool = True,
+              matmul_precision: str = "float32"):
     """Train one bank per K on ``x_train``; returns (records, {K: BankRun})."""
     check_study_parameters(activations, Ks, lambdas, seeds, epochs, constraints)
     settings = study_settings(activations, lambdas, constraints)
     records, banks = [], {}
     for k in Ks:
         run = train_bank(settings, list(seeds), k, x_train, epochs, batch_size, lr, show_progress=show_progress,
-                         desc=f"K={k}: {len(settings) * len(seeds)} models")
+                         desc=f"K={k}: {len(settings) * len(seeds)} models", matmul_precision=matmul_precision)
         banks[k] = run
         records += bank_records(run, x_eval)
     return records, banks

@@ -5,7 +5,7 @@ and continues *linearly* outside the range with the slope of the end segments, s
 closed-form Gaussian integrals of :mod:`actfn.gaussian` have two unbounded end segments.
 
 The forward/backward pair is a custom :class:`torch.autograd.Function` that saves only the
-input and the knot values.  The segment index is a floor (the grid is uniform, so no search) and
+input and the knot values (under torch.compile/export its two passes are registered operators).  The segment index is a floor (the grid is uniform, so no search) and
 the knot gradient is a weighted histogram over the segments, recomputed in backward.  On CPU
 tensors both run in one fused pass each in a compiled kernel (:mod:`actfn.kernels`); elsewhere,
 or when the kernel cannot be built, in eager tensor ops (the "PyTorch path").
@@ -72,55 +72,109 @@ def segment_histogram(index: torch.Tensor, weights: torch.Tensor, size: int, blo
     return table.view(blocks, size).sum(0)
 
 
+def _torch_forward(x, y, lo: float, hi: float):
+    """The PyTorch path's forward (GPU tensors, or no compiled kernel)."""
+    n = y.shape[-1]
+    h = (hi - lo) / (n - 1)
+    idx, u = _segment_and_fraction(x, lo, h, n)
+    idx = _flat_index(x, idx, y)
+    left, rise = _segment_tables(y)
+    # torch.take on the small flat tables is a plain gather (faster than advanced indexing)
+    return torch.addcmul(torch.take(left, idx), torch.take(rise, idx), u)
+
+
+def _torch_backward(grad_out, x, y, lo: float, hi: float, need_x: bool, need_y: bool):
+    n = y.shape[-1]
+    h = (hi - lo) / (n - 1)
+    idx, u = _segment_and_fraction(x, lo, h, n)
+    idx = _flat_index(x, idx, y)
+    grad_x = grad_y = None
+    if need_x:
+        _, rise = _segment_tables(y)
+        grad_x = grad_out * torch.take(rise / h, idx)
+    if need_y:
+        # out = left_i + rise_i u: d/d left_i = 1, d/d rise_i = u, two weighted histograms over segments
+        flat = idx.reshape(-1)
+        g = grad_out.reshape(-1)
+        size = y.numel() - (y.shape[0] if y.dim() == 2 else 1)  # number of segments in the tables
+        blocks = 1 if g.device.type == "cpu" else _GPU_HISTOGRAM_BLOCKS
+        g_left = segment_histogram(flat, g, size, blocks)
+        g_rise = segment_histogram(flat, g * u.reshape(-1), size, blocks)
+        g_left, g_rise = g_left.view(*y.shape[:-1], n - 1), g_rise.view(*y.shape[:-1], n - 1)
+        # left_i = y_i, rise_i = y_{i+1} - y_i
+        grad_y = torch.zeros_like(y, dtype=g_left.dtype)
+        grad_y[..., :-1] += g_left - g_rise
+        grad_y[..., 1:] += g_rise
+        grad_y = grad_y.to(y.dtype)
+    return grad_x, grad_y
+
+
+def _eager_forward(x, y, lo: float, hi: float):
+    kernel = cpu_kernel() if x.device.type == "cpu" else None
+    return kernel.forward(x, y, lo, hi) if kernel is not None else _torch_forward(x, y, lo, hi)
+
+
+def _eager_backward(grad_out, x, y, lo: float, hi: float, need_x: bool, need_y: bool):
+    kernel = cpu_kernel() if x.device.type == "cpu" else None
+    if kernel is not None:
+        return kernel.backward(grad_out, x, y, lo, hi, need_x, need_y)
+    return _torch_backward(grad_out, x, y, lo, hi, need_x, need_y)
+
+
+# For torch.compile and torch.export the two passes are also registered operators (torch.library):
+# traced code sees each as one opaque node with a "fake" implementation that gives the output's
+# shape, instead of a call into the compiled extension that it cannot trace (a graph break).  Eager
+# calls skip the operator layer, whose Python dispatch costs ~0.1 ms a call.
+
+@torch.library.custom_op("actfn::pwl_forward", mutates_args=())
+def pwl_forward(x: torch.Tensor, y: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """f(x) for knot values ``y`` (N,) or (C, N) (channel dim 1 of x), as an operator (no autograd)."""
+    return _eager_forward(x, y, lo, hi)
+
+
+@pwl_forward.register_fake
+def _(x, y, lo, hi):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("actfn::pwl_backward", mutates_args=())
+def pwl_backward(grad_out: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: float, hi: float,
+                 need_x: bool, need_y: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad x, grad y) as an operator; a gradient that is not needed comes back empty."""
+    gx, gy = _eager_backward(grad_out, x, y, lo, hi, need_x, need_y)
+    return (gx if gx is not None else x.new_empty(0)), (gy if gy is not None else y.new_empty(0))
+
+
+@pwl_backward.register_fake
+def _(grad_out, x, y, lo, hi, need_x, need_y):
+    return (torch.empty_like(x, memory_format=torch.contiguous_format) if need_x else x.new_empty(0),
+            torch.empty_like(y) if need_y else y.new_empty(0))
+
+
+def _traced(x: torch.Tensor) -> bool:
+    # torch.compile (dynamo) or a tracer's tensor subclass (export, make_fx): use the operators
+    return torch.compiler.is_compiling() or type(x) is not torch.Tensor
+
+
 class PiecewiseLinearFunction(torch.autograd.Function):
-    """``f(x)`` for knot values ``y`` of shape ``(N,)`` (shared) or ``(C, N)`` (channel dim 1 of x)."""
+    """``f(x)`` for knot values ``y`` of shape ``(N,)`` (shared) or ``(C, N)`` (channel dim 1 of x).
+    Saves only the input and the knots, as SiLU saves its input."""
 
     @staticmethod
     def forward(ctx, x, y, lo: float, hi: float):
         ctx.save_for_backward(x, y)
         ctx.lo, ctx.hi = lo, hi
-        kernel = cpu_kernel() if x.device.type == "cpu" else None
-        if kernel is not None:
-            return kernel.forward(x, y, lo, hi)
-        n = y.shape[-1]
-        h = (hi - lo) / (n - 1)
-        idx, u = _segment_and_fraction(x, lo, h, n)
-        idx = _flat_index(x, idx, y)
-        left, rise = _segment_tables(y)
-        # torch.take on the small flat tables is a plain gather (faster than advanced indexing)
-        return torch.addcmul(torch.take(left, idx), torch.take(rise, idx), u)
+        return pwl_forward(x, y, lo, hi) if _traced(x) else _eager_forward(x, y, lo, hi)
 
     @staticmethod
     def backward(ctx, grad_out):
         x, y = ctx.saved_tensors
-        lo, hi = ctx.lo, ctx.hi
-        kernel = cpu_kernel() if x.device.type == "cpu" else None
-        if kernel is not None:
-            grad_x, grad_y = kernel.backward(grad_out, x, y, lo, hi, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
-            return grad_x, grad_y, None, None
-        n = y.shape[-1]
-        h = (hi - lo) / (n - 1)
-        idx, u = _segment_and_fraction(x, lo, h, n)
-        idx = _flat_index(x, idx, y)
-        grad_x = grad_y = None
-        if ctx.needs_input_grad[0]:
-            _, rise = _segment_tables(y)
-            grad_x = grad_out * torch.take(rise / h, idx)
-        if ctx.needs_input_grad[1]:
-            # out = left_i + rise_i u: d/d left_i = 1, d/d rise_i = u, two weighted histograms over segments
-            flat = idx.reshape(-1)
-            g = grad_out.reshape(-1)
-            size = y.numel() - (y.shape[0] if y.dim() == 2 else 1)  # number of segments in the tables
-            blocks = 1 if g.device.type == "cpu" else _GPU_HISTOGRAM_BLOCKS
-            g_left = segment_histogram(flat, g, size, blocks)
-            g_rise = segment_histogram(flat, g * u.reshape(-1), size, blocks)
-            g_left, g_rise = g_left.view(*y.shape[:-1], n - 1), g_rise.view(*y.shape[:-1], n - 1)
-            # left_i = y_i, rise_i = y_{i+1} - y_i
-            grad_y = torch.zeros_like(y, dtype=g_left.dtype)
-            grad_y[..., :-1] += g_left - g_rise
-            grad_y[..., 1:] += g_rise
-            grad_y = grad_y.to(y.dtype)
-        return grad_x, grad_y, None, None
+        need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if _traced(x):
+            gx, gy = pwl_backward(grad_out, x, y, ctx.lo, ctx.hi, need_x, need_y)
+        else:
+            gx, gy = _eager_backward(grad_out, x, y, ctx.lo, ctx.hi, need_x, need_y)
+        return (gx if need_x else None), (gy if need_y else None), None, None
 
 
 def piecewise_linear(x: torch.Tensor, y: torch.Tensor, lo: float = -3.0, hi: float = 3.0) -> torch.Tensor:
