@@ -90,6 +90,17 @@ def test_batched_bank_equals_training_each_model_alone():
     torch.testing.assert_close(bank.initial_weight[0], im.xavier_weights(3, 6, 10))
 
 
+def test_reconstruction_loss_gradient_is_exact():
+    gen = torch.Generator().manual_seed(9)
+    a = torch.randn(2, 3, 7, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    dec = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    x = torch.randn(2, 7, 5, dtype=torch.float64, generator=gen)
+    rec = im.ReconstructionLoss.apply(a, dec, x, False)
+    direct = (x.unsqueeze(1) - a @ dec).pow(2).sum(-1).mean(-1)        # x-hat = W' a, W' = dec^T
+    torch.testing.assert_close(rec, direct)
+    assert torch.autograd.gradcheck(lambda a_, d_: im.ReconstructionLoss.apply(a_, d_, x, False), (a, dec))
+
+
 def test_bank_equals_the_conventional_one_model_loop():
     # the benchmark's baseline (nn.Linear + torch.optim.Adam, one model at a time) trains the same models
     gen = torch.Generator().manual_seed(6)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import require
+from .memory import recycled_memory
 from .pwl import PiecewiseLinearActivation, piecewise_linear
 
 ACTIVATIONS = ("identity", "relu", "softmax", "tanh", "leaky_relu", "softplus", "swish", "pwl")
@@ -144,6 +145,46 @@ class InfoMaxLoss(torch.autograd.Function):
         return grad_a, None, None
 
 
+class ReconstructionLoss(torch.autograd.Function):
+    """The reconstruction baseline's loss mean_n ||x_n - W' a_n||^2 for R models per seed, (S, R).
+
+    Inputs: a (S, R, B, K), the decoders stored as W'^T (S, R, K, D), x (S, B, D).  Expanded as
+    ||x||^2 - 2 a.(W'^T x) + a^T (W'^T W') a so that the (S, R, B, D) reconstructions never exist; the
+    gradients in closed form (tested against autograd):
+
+        dL/da   = (2/B) (a W'^T W' - W'^T x)
+        dL/dW'^T = (2/B) ((a^T a) W'^T - a^T x)        (one product accumulated into another)
+    """
+
+    @staticmethod
+    def forward(ctx, a, dec, x, bf16: bool):
+        s, r, b, k = a.shape
+        d = dec.shape[-1]
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            proj = torch.bmm(x, dec.reshape(s, r * k, d).transpose(1, 2)).to(a.dtype)
+        proj = proj.view(s, b, r, k).transpose(1, 2)                     # W'^T x (S, R, B, K)
+        a_gram = a @ (dec @ dec.transpose(-1, -2))                         # a W'^T W'
+        rec = (torch.linalg.vecdot(x, x).unsqueeze(1) - 2 * torch.linalg.vecdot(a, proj)
+               + torch.linalg.vecdot(a_gram, a)).mean(-1)
+        ctx.save_for_backward(a, dec, x, proj, a_gram)
+        ctx.bf16 = bf16
+        return rec
+
+    @staticmethod
+    def backward(ctx, grad_rec):
+        a, dec, x, proj, a_gram = ctx.saved_tensors
+        s, r, b, k = a.shape
+        d = dec.shape[-1]
+        scale = (2.0 / b) * grad_rec.view(s, r, 1, 1)
+        grad_a = scale * (a_gram - proj)
+        sa = scale * a
+        gram_part = (sa.transpose(-1, -2) @ a) @ dec                      # (a^T a) W'^T, scaled
+        sa_t = sa.transpose(-1, -2).reshape(s, r * k, b)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):
+            grad_dec = torch.baddbmm(gram_part.reshape(s, r * k, d), sa_t, x, alpha=-1).to(dec.dtype)
+        return grad_a, grad_dec.view(s, r, k, d), None, None
+
+
 def independent_correlation_floor(k: int, n: int) -> float:
     """E||Corr(A) - I||_F^2 for K independent units over n samples: K(K-1)/(n-1).
 
@@ -174,6 +215,59 @@ def xavier_weights(seed: int, k: int, d: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(int(seed))
     bound = math.sqrt(6.0 / (d + k))
     return (torch.rand(k, d, generator=gen) * 2 - 1) * bound
+
+
+class StackedLinear(torch.autograd.Function):
+    """z^T = W x^T + b for the stacked weights W (S, G, K, D) of a bank: (S, G K, B), one product per seed.
+
+    The backward pass *writes* the weight gradient grad_z^T x into ``weight.grad`` (allocated once)
+    instead of returning it: a fresh tensor the size of all the weights every step cost more than the
+    product itself here (the pages of a new block are zero-filled by the kernel on first touch).  So
+    the weight's gradient is not accumulated across backward passes: one backward per zero_grad,
+    which is how :func:`train_bank` uses it.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, bias, x, bf16: bool):
+        s, g, k, d = weight.shape
+        zt = torch.empty(s, g * k, x.shape[1], dtype=weight.dtype, device=weight.device)
+        w, b = weight.view(s, g * k, d), bias.view(s, g * k, 1)
+        for i in range(s):           # per seed: MKL runs one large product faster than a batched one
+            if bf16:
+                with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                    zt[i] = torch.addmm(b[i], w[i], x[i].T)
+            else:
+                torch.addmm(b[i], w[i], x[i].T, out=zt[i])
+        ctx.save_for_backward(x)
+        ctx.weight, ctx.bf16 = weight, bf16
+        return zt
+
+    @staticmethod
+    def backward(ctx, grad_zt):
+        (x,) = ctx.saved_tensors
+        weight = ctx.weight
+        s, g, k, d = weight.shape
+        if weight.grad is None or weight.grad.shape != weight.shape:
+            weight.grad = torch.empty_like(weight)
+        gw = weight.grad.view(s, g * k, d)
+        for i in range(s):
+            if ctx.bf16:
+                with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                    gw[i] = torch.mm(grad_zt[i], x[i])
+            else:
+                torch.mm(grad_zt[i], x[i], out=gw[i])
+        return None, grad_zt.sum(-1).view(s, g, k), None, None
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted indices as half-open runs of consecutive values: [1, 2, 3, 7] -> [(1, 4), (7, 8)]."""
+    runs = []
+    for i in indices:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
 
 
 class InfoMaxBank(torch.nn.Module):
@@ -212,21 +306,17 @@ class InfoMaxBank(torch.nn.Module):
             else:
                 self.groups.append((s.activation, i, i + 1))
         self.register_buffer("lam", torch.tensor([s.lam if s.objective == "infomax" else 0.0 for s in settings]))
-        self.unit_rows = torch.tensor([s.constraint == "unit_rows" for s in settings])
+        self.unit_row_runs = _runs([i for i, s in enumerate(settings) if s.constraint == "unit_rows"])
 
     def preactivations(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (S, B, D), one batch per seed -> z (S, B, G, K).
 
-        One matrix product per seed for all G models, computed as z^T = W_all x^T + b (W_all: the (G K, D)
-        stack) and handed on as the batch-major view z: the weight gradient grad_z^T x then comes out
-        in W's own layout and grad_z^T is a transposed view, so neither product needs a copy first.
+        One matrix product per seed for all G models (:class:`StackedLinear`), handed on as the
+        batch-major view z of z^T = W_all x^T + b.
         """
         s, b, _ = x.shape
-        g = len(self.settings)
-        w = self.weight.view(s, g * self.k, self.d)
-        with self._matmul_precision(x):
-            zt = torch.baddbmm(self.bias.view(s, g * self.k, 1), w, x.transpose(1, 2)).float()  # (S, G K, B)
-        return zt.transpose(1, 2).view(s, b, g, self.k)
+        zt = StackedLinear.apply(self.weight, self.bias, x, self.matmul_precision == "bfloat16")   # (S, G K, B)
+        return zt.transpose(1, 2).view(s, b, len(self.settings), self.k)
 
     def _matmul_precision(self, x: torch.Tensor):
         return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.matmul_precision == "bfloat16")
@@ -248,22 +338,19 @@ class InfoMaxBank(torch.nn.Module):
     def losses(self, x: torch.Tensor) -> torch.Tensor:
         """Per-model training loss (S, G) on one batch ``x`` (S, B, D)."""
         a = self.activations(self.preactivations(x))
-        loss = infomax_loss(a, self.lam.view(1, -1))
-        if self.recon:
-            # ||x - W'a||^2 = ||x||^2 - 2 a.(W'^T x) + a^T (W'^T W') a, without the (S, R, B, D) x-hat
-            ar, dec = self._recon_part(a), self.decoder                 # (S, R, B, K), (S, R, K, D)
-            s_, rr, k, d = dec.shape
-            with self._matmul_precision(x):
-                proj = torch.bmm(x, dec.reshape(s_, rr * k, d).transpose(1, 2)).float()
-            proj = proj.view(s_, -1, rr, k).transpose(1, 2)
-            gram = dec @ dec.transpose(-1, -2)                           # W'^T W' (S, R, K, K)
-            quad = ((ar @ gram) * ar).sum(-1)
-            rec = (torch.linalg.vecdot(x, x).unsqueeze(1) - 2 * (ar * proj).sum(-1) + quad).mean(-1)   # (S, R)
-            if self.recon_slice is not None:
-                loss = torch.cat([loss[:, :self.recon_slice.start], rec, loss[:, self.recon_slice.stop:]], 1)
-            else:
-                loss = loss.index_copy(1, torch.tensor(self.recon, device=x.device), rec)
-        return loss
+        if not self.recon:
+            return infomax_loss(a, self.lam.view(1, -1))
+        rec = ReconstructionLoss.apply(self._recon_part(a), self.decoder, x, self.matmul_precision == "bfloat16")
+        if self.recon_slice is None:
+            loss = infomax_loss(a, self.lam.view(1, -1))
+            return loss.index_copy(1, torch.tensor(self.recon, device=x.device), rec)
+        # the reconstruction models are one slice: the InfoMax loss only for the models around it
+        lo, hi = self.recon_slice.start, self.recon_slice.stop
+        parts = [infomax_loss(a[:, :lo], self.lam[:lo].view(1, -1))] if lo > 0 else []
+        parts.append(rec)
+        if hi < a.shape[1]:
+            parts.append(infomax_loss(a[:, hi:], self.lam[hi:].view(1, -1)))
+        return torch.cat(parts, 1)
 
     def _recon_part(self, a: torch.Tensor) -> torch.Tensor:
         if self.recon_slice is not None:       # a view: no gather, and no scatter in the backward pass
@@ -273,9 +360,9 @@ class InfoMaxBank(torch.nn.Module):
     @torch.no_grad()
     def project_(self):
         """Norm-constrained variant: rows of W back to unit length after every step."""
-        if self.unit_rows.any():
-            w = self.weight[:, self.unit_rows]
-            self.weight[:, self.unit_rows] = w / w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        for lo, hi in self.unit_row_runs:       # in place, run by run: no copy of the constrained weights
+            w = self.weight[:, lo:hi]
+            w.div_(w.norm(dim=-1, keepdim=True).clamp_min(1e-12))
 
 
 @dataclass
@@ -320,25 +407,29 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
     if show_progress:
         from .progress import progress
         epoch_iter = progress(epoch_iter, desc=desc or f"K={k}, {len(seeds) * len(settings)} models", leave=False)
-    for epoch in epoch_iter:
-        total = torch.zeros(len(seeds), len(settings))
-        count = 0
-        for xb in seed_batches(x, seeds, epoch, batch_size):
-            loss = bank.losses(xb)
-            if not torch.isfinite(loss[:, trained]).all():
-                bad = [(seeds[i], settings[j]) for i, j in zip(*torch.nonzero(~torch.isfinite(loss)).T.tolist())]
-                raise FloatingPointError(f"non-finite InfoMax loss at epoch {epoch + 1} for {bad[:3]}")
-            opt.zero_grad(set_to_none=True)
-            # the models are independent: the sum's gradient is each model's own gradient
-            loss[:, trained].sum().backward()
-            opt.step()
-            bank.project_()
-            total += loss.detach()
-            count += 1
-            steps += 1
-        hist.append((total / count).numpy())
-        norms.append(bank.weight.detach().norm(dim=-1).mean(-1).numpy())
-    # the random baseline never moves (its gradient is never taken, Adam skips None grads)
+    with recycled_memory():   # see actfn.memory: a step reuses the last step's pages
+        for epoch in epoch_iter:
+            total = torch.zeros(len(seeds), len(settings))
+            count = 0
+            for xb in seed_batches(x, seeds, epoch, batch_size):
+                loss = bank.losses(xb)
+                # the models are independent: the sum's gradient is each model's own gradient
+                objective = torch.where(trained, loss, 0.0).sum()
+                if not torch.isfinite(objective):
+                    bad = [(seeds[i], settings[j]) for i, j in zip(*torch.nonzero(~torch.isfinite(loss)).T.tolist())
+                           if trained[j]]
+                    raise FloatingPointError(f"non-finite InfoMax loss at epoch {epoch + 1} for {bad[:3]}")
+                for p in (bank.bias, bank.decoder, bank.knots):
+                    p.grad = None        # (the weight's gradient is overwritten: see StackedLinear)
+                objective.backward()
+                opt.step()
+                bank.project_()
+                total += loss.detach()
+                count += 1
+                steps += 1
+            hist.append((total / count).numpy())
+            norms.append(bank.weight.detach().norm(dim=-1).mean(-1).numpy())
+    # the random baseline never moves: its gradient is zero, and so is Adam's step (m = v = 0)
     return BankRun(bank, np.array(hist), np.array(norms), time.perf_counter() - t0, steps, initial)
 
 
@@ -545,15 +636,15 @@ def study_settings(activations, lambdas, constraints=("none",), objectives=OBJEC
     """
     out, recon = [], []
     for act in activations:
-        for obj in objectives:
-            if obj == "infomax":
-                out += [Setting(act, obj, float(lam), c) for lam in lambdas for c in constraints]
-            elif obj == "variance_only":
-                out += [Setting(act, obj, 0.0, c) for c in constraints]
-            elif obj == "reconstruction":
-                recon.append(Setting(act, obj, 0.0, "none"))
-            else:
-                out.append(Setting(act, obj, 0.0, "none"))
+        for c in constraints:      # one constraint after the other: the bank projects contiguous runs
+            if "infomax" in objectives:
+                out += [Setting(act, "infomax", float(lam), c) for lam in lambdas]
+            if "variance_only" in objectives:
+                out.append(Setting(act, "variance_only", 0.0, c))
+        if "random" in objectives:
+            out.append(Setting(act, "random", 0.0, "none"))
+        if "reconstruction" in objectives:
+            recon.append(Setting(act, "reconstruction", 0.0, "none"))
     return out + recon
 
 
