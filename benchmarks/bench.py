@@ -42,7 +42,15 @@ def machine() -> dict:
             "python": platform.python_version(), "gpu": gpu}
 
 
+def describe(info: dict) -> str:
+    gpu = f", GPU: {info['gpu']}" if info.get("gpu") else ""
+    return (f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} "
+            f"({info['torch_threads']} threads, {info['cpu_capability']}){gpu}")
+
+
 def meets(row: dict):
+    if "passed" in row:
+        return row["passed"]
     if "goal_value" in row:
         return row["value"] <= row["goal_value"]
     if "goal" not in row or "ratio" not in row:
@@ -50,37 +58,71 @@ def meets(row: dict):
     return row["ratio"] <= row["goal"] if row["goal_kind"] == "max" else row["ratio"] >= row["goal"]
 
 
+SECTIONS = {
+    "activation": ("The learned activation (CPU, float32)", unit_benchmarks.activation_rows),
+    "compile": ("torch.compile and torch.export", unit_benchmarks.compile_rows),
+    "deep": ("Deep networks: one training step", deep_benchmarks.deep_rows),
+    "trainers": ("Unit trainers", unit_benchmarks.trainer_rows),
+    "infomax": ("InfoMax trainer", lambda: infomax_benchmarks.infomax_rows() + infomax_benchmarks.design_time_estimate()),
+    "build": ("Book build", unit_benchmarks.build_rows),
+}
+
+
+def run_sections(names, echo=False) -> list[dict]:
+    rows = []
+    for name in names:
+        title, fn = SECTIONS[name]
+        if echo:
+            print(f"\n{title}", flush=True)
+        for r in fn():
+            r = {"section": title, **r}
+            r["meets_goal"] = meets(r)
+            rows.append(r)
+            if echo:
+                print(f"  {r['what']:<78s} {result(r):>9s}  {goal(r)}", flush=True)
+    return rows
+
+
+def result(r: dict) -> str:
+    if "text" in r:
+        return r["text"]
+    return f"{r['ratio']:.2f}×" if "ratio" in r else f"{r['value']:.3g}"
+
+
+def goal(r: dict) -> str:
+    if r.get("meets_goal") is None:
+        return ""
+    if "passed" in r:
+        return "works: " + ("met" if r["meets_goal"] else "not met")
+    bound = (f"{'≤' if r['goal_kind'] == 'max' else '≥'} {r['goal']:g}×" if "goal" in r else f"≤ {r['goal_value']:g}")
+    return f"{bound}: {'met' if r['meets_goal'] else 'not met'}"
+
+
+TABLE_COLUMNS = [("section", "section"), ("what", "measured"), ("result", "result"), ("goal", "goal")]
+
+
+def table_rows(rows: list[dict]) -> list[dict]:
+    """Rows for a markdown table: the section named once, results and goals as text."""
+    out, last = [], None
+    for r in rows:
+        out.append({"section": r["section"] if r["section"] != last else "", "what": r["what"].strip(),
+                    "result": result(r), "goal": goal(r)})
+        last = r["section"]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-build", action="store_true", help="skip the cold and cached book builds")
     args = ap.parse_args()
-    sections = [
-        ("The learned activation (CPU, float32)", unit_benchmarks.activation_rows),
-        ("torch.compile and torch.export", unit_benchmarks.compile_rows),
-        ("Deep networks: one training step", deep_benchmarks.deep_rows),
-        ("Unit trainers", unit_benchmarks.trainer_rows),
-        ("InfoMax trainer", lambda: infomax_benchmarks.infomax_rows() + infomax_benchmarks.design_time_estimate()),
-    ]
-    if not args.no_build:
-        sections.append(("Book build", unit_benchmarks.build_rows))
+    names = [n for n in SECTIONS if not (args.no_build and n == "build")]
     info = machine()
-    print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads, "
-          f"{info['cpu_capability']}); PWL path on the CPU: {kernels.backend()}")
-    rows = []
-    for title, fn in sections:
-        print(f"\n{title}", flush=True)
-        for r in fn():
-            r = {"section": title, **r, "meets_goal": meets({**r})}
-            rows.append(r)
-            val = f"{r['ratio']:.2f}x" if "ratio" in r else f"{r['value']:.3g}"
-            goal = "" if r["meets_goal"] is None else f"  goal {'met' if r['meets_goal'] else 'NOT met'}"
-            if "goal" in r:
-                goal += f" ({'<=' if r['goal_kind'] == 'max' else '>='} {r['goal']:g}x)"
-            print(f"  {r['what']:<78s} {val:>9s}{goal}", flush=True)
+    print(describe(info) + f"; PWL path on the CPU: {kernels.backend()}")
+    rows = run_sections(names, echo=True)
     out = results_dir() / "benchmarks.json"
     write_json_atomic(out, {"machine": info, "pwl_path": kernels.backend(),
                             "date": dt.datetime.now().isoformat(timespec="seconds"),
-                            "command": "make bench" + (" (--no-build)" if args.no_build else ""), "rows": rows})
+                            "command": "make bench" + (" BENCH_ARGS=--no-build" if args.no_build else ""), "rows": rows})
     print("\nwrote", out)
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ["intro", "theory", "unit_experiments", "deep_networks", "infomax"]
+CHAPTERS = ["intro", "theory", "unit_experiments", "deep_networks", "infomax", "benchmarks"]
 WRITES_RESULTS = ("unit_experiments", "deep_networks", "infomax")
 
 
@@ -83,6 +83,8 @@ def test_smoke_run(chapter, tmp_path):
     ("infomax", {"seeds": [0, 0], "dataset": "mnist_subset"}, "seeds"),
     ("infomax", {"reference_lambda": 3.0, "dataset": "mnist_subset"}, "reference_lambda"),
     ("infomax", {"dataset": "imagenet"}, "dataset"),
+    ("infomax", {"matmul_precision": "float16", "dataset": "mnist_subset"}, "matmul_precision"),
+    ("benchmarks", {"live": ["warp"]}, "live"),
 ])
 def test_bad_parameter_stops_with_its_name(chapter, params, name, tmp_path):
     if chapter in WRITES_RESULTS:

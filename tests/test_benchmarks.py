@@ -1,0 +1,44 @@
+"""The benchmark command's correctness (not its clock): rows, goals and the table it writes."""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import bench  # noqa: E402
+import infomax_benchmarks  # noqa: E402
+
+
+def test_goals_are_judged_in_the_right_direction():
+    assert bench.meets({"ratio": 1.2, "goal": 1.5, "goal_kind": "max"}) is True
+    assert bench.meets({"ratio": 1.6, "goal": 1.5, "goal_kind": "max"}) is False
+    assert bench.meets({"ratio": 12.0, "goal": 20.0, "goal_kind": "min"}) is False
+    assert bench.meets({"value": 0.5, "goal_value": 1}) is True
+    assert bench.meets({"ratio": 3.0}) is None
+    assert bench.meets({"value": 4.0, "passed": False}) is False
+
+
+def test_table_rows_name_each_section_once_and_print_goals():
+    rows = [{"section": "A", "what": "x", "ratio": 1.234, "goal": 1.5, "goal_kind": "max", "meets_goal": True},
+            {"section": "A", "what": "  y", "value": 3.0, "meets_goal": None},
+            {"section": "B", "what": "z", "text": "yes", "passed": True, "meets_goal": True}]
+    out = bench.table_rows(rows)
+    assert [r["section"] for r in out] == ["A", "", "B"]
+    assert out[0]["result"] == "1.23×" and out[0]["goal"] == "≤ 1.5×: met"
+    assert out[1]["what"] == "y" and out[1]["goal"] == ""
+    assert out[2]["result"] == "yes" and out[2]["goal"] == "works: met"
+
+
+def test_infomax_rows_measure_the_same_models_three_ways():
+    rows = infomax_benchmarks.infomax_rows(ks=(4,), seeds=1, n=256, epochs=1, precisions=("float32",))
+    ratios = [r for r in rows if "ratio" in r]
+    assert len(ratios) == 3 and all(r["ratio"] > 0 for r in ratios)
+    assert "72 trained" in rows[0]["what"]           # the chapter's settings, random baseline excluded
+    assert ratios[0]["goal"] == 20.0 and ratios[0]["goal_kind"] == "min"
+
+
+def test_unknown_section_is_refused():
+    with pytest.raises(KeyError):
+        bench.run_sections(["warp"])
