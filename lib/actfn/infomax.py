@@ -340,22 +340,21 @@ class InfoMaxBank(torch.nn.Module):
         a = self.activations(self.preactivations(x))
         if not self.recon:
             return infomax_loss(a, self.lam.view(1, -1))
-        rec = ReconstructionLoss.apply(self._recon_part(a), self.decoder, x, self.matmul_precision == "bfloat16")
         if self.recon_slice is None:
+            rec_a = a[:, torch.tensor(self.recon, device=a.device)]
+            rec = ReconstructionLoss.apply(rec_a, self.decoder, x, self.matmul_precision == "bfloat16")
             loss = infomax_loss(a, self.lam.view(1, -1))
             return loss.index_copy(1, torch.tensor(self.recon, device=x.device), rec)
-        # the reconstruction models are one slice: the InfoMax loss only for the models around it
+        # the reconstruction models are one slice: the InfoMax loss only for the models around it (split,
+        # not slicing: its backward is one concatenation, not a zero-filled copy of a per slice)
         lo, hi = self.recon_slice.start, self.recon_slice.stop
-        parts = [infomax_loss(a[:, :lo], self.lam[:lo].view(1, -1))] if lo > 0 else []
+        before, rec_a, after = a.split([lo, hi - lo, a.shape[1] - hi], dim=1)
+        rec = ReconstructionLoss.apply(rec_a, self.decoder, x, self.matmul_precision == "bfloat16")
+        parts = [infomax_loss(before, self.lam[:lo].view(1, -1))] if lo > 0 else []
         parts.append(rec)
         if hi < a.shape[1]:
-            parts.append(infomax_loss(a[:, hi:], self.lam[hi:].view(1, -1)))
+            parts.append(infomax_loss(after, self.lam[hi:].view(1, -1)))
         return torch.cat(parts, 1)
-
-    def _recon_part(self, a: torch.Tensor) -> torch.Tensor:
-        if self.recon_slice is not None:       # a view: no gather, and no scatter in the backward pass
-            return a[:, self.recon_slice]
-        return a[:, torch.tensor(self.recon, device=a.device)]
 
     @torch.no_grad()
     def project_(self):
