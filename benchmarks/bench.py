@@ -86,7 +86,9 @@ def run_sections(names, echo=False) -> list[dict]:
 def result(r: dict) -> str:
     if "text" in r:
         return r["text"]
-    return f"{r['ratio']:.2f}×" if "ratio" in r else f"{r['value']:.3g}"
+    if "ratio" in r:
+        return f"{r['ratio']:.2f}×" if r["ratio"] >= 0.1 else f"{r['ratio']:.2g}×"
+    return f"{r['value']:.3g}"
 
 
 def goal(r: dict) -> str:
