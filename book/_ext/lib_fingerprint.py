@@ -1,9 +1,11 @@
-"""Sphinx extension: a change to lib/ re-executes every page.
+"""Sphinx extension: a change to what the pages import or read re-executes every page.
 
 myst-nb's execution cache keys each notebook on its code cells only, and Sphinx re-reads only
 pages whose source changed, so an edit to lib/actfn would leave pages built with the old code.
-This extension hashes lib/ (Python and C++ sources, and pyproject.toml); when the hash differs from the one stored beside
-the build, it empties the execution cache and marks every page outdated.
+This extension hashes lib/ (Python and C++ sources, and pyproject.toml), the benchmark scripts the
+benchmarks appendix imports, and the `make bench` table it shows (results/benchmarks.json); when the
+hash differs from the one stored beside the build, it empties the execution cache and marks every
+page outdated.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ def lib_fingerprint(root: Path) -> str:
     h = hashlib.sha256()
     # Python and the compiled kernels' sources
     files = sorted(f for f in (root / "lib").rglob("*") if f.suffix in (".py", ".cpp", ".h", ".cu"))
-    files.append(root / "pyproject.toml")
+    files += sorted((root / "benchmarks").glob("*.py"))
+    files += [root / "pyproject.toml", root / "results" / "benchmarks.json"]
     for f in files:
         if f.is_file() and "__pycache__" not in f.parts:
             h.update(str(f.relative_to(root)).encode())
