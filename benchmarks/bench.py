@@ -101,6 +101,17 @@ def goal(r: dict) -> str:
 
 
 TABLE_COLUMNS = [("section", "section"), ("what", "measured"), ("result", "result"), ("goal", "goal")]
+SECTION_COLUMNS = [("what", "measured"), ("result", "result"), ("goal", "goal")]
+
+
+def by_section(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """(section title, its table rows) in order: one small table per section for a page."""
+    out = []
+    for r in table_rows(rows):
+        if r["section"]:
+            out.append((r["section"], []))
+        out[-1][1].append(r)
+    return out
 
 
 def table_rows(rows: list[dict]) -> list[dict]:
