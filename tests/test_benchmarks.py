@@ -42,3 +42,16 @@ def test_infomax_rows_measure_the_same_models_three_ways():
 def test_unknown_section_is_refused():
     with pytest.raises(KeyError):
         bench.run_sections(["warp"])
+
+
+def test_a_failing_compile_is_reported_not_raised(monkeypatch):
+    import unit_benchmarks
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(unit_benchmarks.torch, "compile", no_compiler)
+    rows = unit_benchmarks.compile_rows(repeats=1)
+    assert rows[0]["passed"] is False and "no C++ compiler" in rows[0]["what"]
+    assert bench.meets(rows[0]) is False
+    assert rows[-1]["passed"] is True            # torch.export does not need the compiler
