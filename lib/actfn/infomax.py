@@ -38,6 +38,17 @@ PWL_KNOTS = 33
 PWL_RANGE = (-3.0, 3.0)
 
 
+def check_matmul_precision(value: str) -> bool:
+    """Refuse an unknown ``matmul_precision`` by name; True for bfloat16."""
+    require(value in MATMUL_PRECISIONS, "matmul_precision", value, f"must be one of {MATMUL_PRECISIONS}")
+    return value == "bfloat16"
+
+
+def bf16_products(x: torch.Tensor, enabled: bool = True):
+    """The context in which the layer's matrix products take bfloat16 operands (float32 sums)."""
+    return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 def activate(z: torch.Tensor, kind: str, knots: torch.Tensor | None = None) -> torch.Tensor:
     """f(z) over the last dimension (the K units); ``knots`` (models, 33) for ``pwl``, models on dim 0."""
     if kind == "identity":
@@ -160,7 +171,7 @@ class ReconstructionLoss(torch.autograd.Function):
     def forward(ctx, a, dec, x, bf16: bool):
         s, r, b, k = a.shape
         d = dec.shape[-1]
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with bf16_products(x, bf16):
             proj = torch.bmm(x, dec.reshape(s, r * k, d).transpose(1, 2)).to(a.dtype)
         proj = proj.view(s, b, r, k).transpose(1, 2)                     # W'^T x (S, R, B, K)
         a_gram = a @ (dec @ dec.transpose(-1, -2))                         # a W'^T W'
@@ -180,7 +191,7 @@ class ReconstructionLoss(torch.autograd.Function):
         sa = scale * a
         gram_part = (sa.transpose(-1, -2) @ a) @ dec                      # (a^T a) W'^T, scaled
         sa_t = sa.transpose(-1, -2).reshape(s, r * k, b)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=ctx.bf16):
+        with bf16_products(x, ctx.bf16):
             grad_dec = torch.baddbmm(gram_part.reshape(s, r * k, d), sa_t, x, alpha=-1).to(dec.dtype)
         return grad_a, grad_dec.view(s, r, k, d), None, None
 
@@ -234,7 +245,7 @@ class StackedLinear(torch.autograd.Function):
         w, b = weight.view(s, g * k, d), bias.view(s, g * k, 1)
         for i in range(s):           # per seed: MKL runs one large product faster than a batched one
             if bf16:
-                with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                with bf16_products(x):
                     zt[i] = torch.addmm(b[i], w[i], x[i].T)
             else:
                 torch.addmm(b[i], w[i], x[i].T, out=zt[i])
@@ -252,11 +263,17 @@ class StackedLinear(torch.autograd.Function):
         gw = weight.grad.view(s, g * k, d)
         for i in range(s):
             if ctx.bf16:
-                with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                with bf16_products(x):
                     gw[i] = torch.mm(grad_zt[i], x[i])
             else:
                 torch.mm(grad_zt[i], x[i], out=gw[i])
         return None, grad_zt.sum(-1).view(s, g, k), None, None
+
+
+@torch.no_grad()
+def unit_rows_(w: torch.Tensor):
+    """The norm-constrained variant's projection: every row of W (last dim) to length 1, in place."""
+    w /= w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def _runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -279,8 +296,7 @@ class InfoMaxBank(torch.nn.Module):
 
     def __init__(self, settings: list[Setting], seeds: list[int], k: int, d: int, matmul_precision: str = "float32"):
         super().__init__()
-        require(matmul_precision in MATMUL_PRECISIONS, "matmul_precision", matmul_precision,
-                f"must be one of {MATMUL_PRECISIONS}")
+        self.bf16 = check_matmul_precision(matmul_precision)
         self.matmul_precision = matmul_precision
         require(len(settings) >= 1, "settings", settings, "must not be empty")
         require(len(set(seeds)) == len(seeds) and len(seeds) >= 1, "seeds", seeds, "must be distinct and non-empty")
@@ -315,11 +331,8 @@ class InfoMaxBank(torch.nn.Module):
         batch-major view z of z^T = W_all x^T + b.
         """
         s, b, _ = x.shape
-        zt = StackedLinear.apply(self.weight, self.bias, x, self.matmul_precision == "bfloat16")   # (S, G K, B)
+        zt = StackedLinear.apply(self.weight, self.bias, x, self.bf16)   # (S, G K, B)
         return zt.transpose(1, 2).view(s, b, len(self.settings), self.k)
-
-    def _matmul_precision(self, x: torch.Tensor):
-        return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.matmul_precision == "bfloat16")
 
     def activations(self, z: torch.Tensor) -> torch.Tensor:
         """z (S, B, G, K) -> a = f(z) (S, G, B, K), each model's batch contiguous for its statistics."""
@@ -342,14 +355,14 @@ class InfoMaxBank(torch.nn.Module):
             return infomax_loss(a, self.lam.view(1, -1))
         if self.recon_slice is None:
             rec_a = a[:, torch.tensor(self.recon, device=a.device)]
-            rec = ReconstructionLoss.apply(rec_a, self.decoder, x, self.matmul_precision == "bfloat16")
+            rec = ReconstructionLoss.apply(rec_a, self.decoder, x, self.bf16)
             loss = infomax_loss(a, self.lam.view(1, -1))
             return loss.index_copy(1, torch.tensor(self.recon, device=x.device), rec)
         # the reconstruction models are one slice: the InfoMax loss only for the models around it (split,
         # not slicing: its backward is one concatenation, not a zero-filled copy of a per slice)
         lo, hi = self.recon_slice.start, self.recon_slice.stop
         before, rec_a, after = a.split([lo, hi - lo, a.shape[1] - hi], dim=1)
-        rec = ReconstructionLoss.apply(rec_a, self.decoder, x, self.matmul_precision == "bfloat16")
+        rec = ReconstructionLoss.apply(rec_a, self.decoder, x, self.bf16)
         parts = [infomax_loss(before, self.lam[:lo].view(1, -1))] if lo > 0 else []
         parts.append(rec)
         if hi < a.shape[1]:
@@ -360,8 +373,7 @@ class InfoMaxBank(torch.nn.Module):
     def project_(self):
         """Norm-constrained variant: rows of W back to unit length after every step."""
         for lo, hi in self.unit_row_runs:       # in place, run by run: no copy of the constrained weights
-            w = self.weight[:, lo:hi]
-            w.div_(w.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+            unit_rows_(self.weight[:, lo:hi])
 
 
 @dataclass
@@ -442,9 +454,7 @@ class OneLayer(torch.nn.Module):
 
     def __init__(self, setting: Setting, seed: int, k: int, d: int, matmul_precision: str = "float32"):
         super().__init__()
-        require(matmul_precision in MATMUL_PRECISIONS, "matmul_precision", matmul_precision,
-                f"must be one of {MATMUL_PRECISIONS}")
-        self.setting, self.bf16 = setting, matmul_precision == "bfloat16"
+        self.setting, self.bf16 = setting, check_matmul_precision(matmul_precision)
         self.linear = torch.nn.Linear(d, k)
         with torch.no_grad():
             self.linear.weight.copy_(xavier_weights(seed, k, d))
@@ -457,22 +467,17 @@ class OneLayer(torch.nn.Module):
                 self.decoder.weight.copy_(self.linear.weight.T)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with bf16_products(x, self.bf16):
             z = self.linear(x).float()
         return self.pwl(z) if self.pwl is not None else activate(z, self.setting.activation)
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         a = self(x)
         if self.decoder is not None:
-            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            with bf16_products(x, self.bf16):
                 x_hat = self.decoder(a).float()
             return (x - x_hat).pow(2).sum(-1).mean()
         return infomax_loss(a, self.setting.lam if self.setting.objective == "infomax" else 0.0)
-
-
-@torch.no_grad()
-def _unit_rows_(w: torch.Tensor):
-    w /= w.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def train_one_model(setting: Setting, seed: int, k: int, x: torch.Tensor, epochs: int, batch_size: int = 128,
@@ -483,7 +488,7 @@ def train_one_model(setting: Setting, seed: int, k: int, x: torch.Tensor, epochs
         return model, np.zeros(0)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     if setting.constraint == "unit_rows":
-        _unit_rows_(model.linear.weight)
+        unit_rows_(model.linear.weight)
     curve = []
     for epoch in range(epochs):
         total, count = 0.0, 0
@@ -493,7 +498,7 @@ def train_one_model(setting: Setting, seed: int, k: int, x: torch.Tensor, epochs
             loss.backward()
             opt.step()
             if setting.constraint == "unit_rows":
-                _unit_rows_(model.linear.weight)
+                unit_rows_(model.linear.weight)
             total, count = total + loss.item(), count + 1
         curve.append(total / count)
     return model, np.array(curve)
