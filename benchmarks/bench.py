@@ -88,7 +88,7 @@ def result(r: dict) -> str:
         return r["text"]
     if "ratio" in r:
         return f"{r['ratio']:.2f}×" if r["ratio"] >= 0.1 else f"{r['ratio']:.2g}×"
-    return f"{r['value']:.3g}"
+    return f"{r['value']:,.0f}" if abs(r["value"]) >= 1000 else f"{r['value']:.3g}"
 
 
 def goal(r: dict) -> str:

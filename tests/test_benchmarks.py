@@ -22,12 +22,12 @@ def test_goals_are_judged_in_the_right_direction():
 
 def test_table_rows_name_each_section_once_and_print_goals():
     rows = [{"section": "A", "what": "x", "ratio": 1.234, "goal": 1.5, "goal_kind": "max", "meets_goal": True},
-            {"section": "A", "what": "  y", "value": 3.0, "meets_goal": None},
+            {"section": "A", "what": "  y", "value": 1070.4, "meets_goal": None},
             {"section": "B", "what": "z", "text": "yes", "passed": True, "meets_goal": True}]
     out = bench.table_rows(rows)
     assert [r["section"] for r in out] == ["A", "", "B"]
     assert out[0]["result"] == "1.23×" and out[0]["goal"] == "≤ 1.5×: met"
-    assert out[1]["what"] == "y" and out[1]["goal"] == ""
+    assert out[1]["what"] == "y" and out[1]["result"] == "1,070" and out[1]["goal"] == ""
     assert out[2]["result"] == "yes" and out[2]["goal"] == "works: met"
 
 
