@@ -22,6 +22,7 @@ import time
 import torch
 
 from actfn import infomax as im
+from actfn import kernels
 from actfn.results import results_dir, write_json_atomic
 
 
@@ -118,13 +119,15 @@ def main():
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--design", action="store_true", help="also estimate the design's full setting's time")
     args = ap.parse_args()
+    print(f"InfoMax bank path: {kernels.infomax_backend()}")
     rows = infomax_rows(args.ks, args.seeds, args.n, args.epochs)
     if args.design:
         rows += design_time_estimate()
     for r in rows:
         val = f"{r['ratio']:.2f}x" if "ratio" in r else f"{r['value']:.2f}"
         print(f"  {r['what']:<72s} {val:>10s}")
-    write_json_atomic(results_dir() / "benchmarks_infomax.json", {"threads": torch.get_num_threads(), "rows": rows})
+    write_json_atomic(results_dir() / "benchmarks_infomax.json", {"threads": torch.get_num_threads(),
+                                                                   "infomax_path": kernels.infomax_backend(), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from actfn import infomax as im
+from actfn import kernels
 
 
 def test_loss_matches_a_direct_computation():
@@ -88,6 +89,43 @@ def test_batched_bank_equals_training_each_model_alone():
     # the random baseline is the seed's Xavier start, and every setting of a seed started there
     torch.testing.assert_close(bank.bank.weight[1, 6], im.xavier_weights(7, 6, 10))
     torch.testing.assert_close(bank.initial_weight[0], im.xavier_weights(3, 6, 10))
+
+
+@pytest.mark.parametrize("k", [5, 8])
+def test_compiled_bank_kernel_matches_activation_and_loss_under_autograd(k):
+    # InfoMaxBlocks (csrc/infomax_cpu.cpp) against activate + infomax_loss: every activation, inputs over
+    # tanh's two branches, softplus's threshold and beyond the PWL knot range, per-model loss weights
+    if kernels.infomax_kernel() is None:
+        pytest.skip("no compiled kernel on this machine")
+    gen = torch.Generator().manual_seed(11)
+    s, m, b = 2, len(im.ACTIVATIONS), 33
+    zt = torch.randn(s, m * k, b, generator=gen) * torch.tensor([0.1, 1.0, 4.0, 30.0]).repeat(m * k)[:m * k, None]
+    zt.requires_grad_(True)
+    knots = (torch.randn(s, m, im.PWL_KNOTS, generator=gen) * 0.5).requires_grad_(True)
+    lam = torch.tensor([0.0, 0.1, 1.0, 10.0, 1.0, 2.0, 0.5, 1.0])
+    weights = torch.rand(s, m, generator=gen)
+    loss = im.InfoMaxBlocks.apply(zt, knots, torch.arange(m), lam)
+    (loss * weights).sum().backward()
+    got = (loss.detach(), zt.grad.clone(), knots.grad.clone())
+    zt.grad = knots.grad = None
+    z = zt.view(s, m, k, b).transpose(-1, -2)
+    ref = torch.stack([im.infomax_loss(im.activate(z[:, j], kind, knots[:, j] if kind == "pwl" else None), lam[j])
+                       for j, kind in enumerate(im.ACTIVATIONS)], 1)
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(got[0], ref.detach(), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got[1], zt.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got[2], knots.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_compiled_bank_kernel_propagates_nan_to_that_model_only():
+    if kernels.infomax_kernel() is None:
+        pytest.skip("no compiled kernel on this machine")
+    m, k = len(im.ACTIVATIONS), 4
+    zt = torch.randn(1, m * k, 16, generator=torch.Generator().manual_seed(2))
+    zt[0, ::k, 3] = float("nan")                 # one value of every model but the last
+    zt[0, (m - 1) * k:, 3] = torch.randn(k)
+    loss = im.InfoMaxBlocks.apply(zt, torch.zeros(1, m, im.PWL_KNOTS), torch.arange(m), torch.ones(m))
+    assert torch.isnan(loss[0, :-1]).all() and torch.isfinite(loss[0, -1])
 
 
 def test_reconstruction_loss_gradient_is_exact():

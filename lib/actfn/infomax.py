@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import require
+from .kernels import infomax_kernel
 from .memory import recycled_memory
 from .pwl import PiecewiseLinearActivation, piecewise_linear
 
@@ -196,6 +197,36 @@ class ReconstructionLoss(torch.autograd.Function):
         return grad_a, grad_dec.view(s, r, k, d), None, None
 
 
+class InfoMaxBlocks(torch.autograd.Function):
+    """f and the InfoMax loss of M models per seed from their pre-activations z^T (S, M K, B) -> (S, M).
+
+    The compiled path of the bank (``csrc/infomax_cpu.cpp``): per model, a = f(z), the loss and its
+    gradient (the closed form of :class:`InfoMaxLoss`, through f, and into the knots for ``pwl``) in
+    one pass over the model's K x B block while it is in cache.  The gradient is computed with the
+    loss (for ``grad_loss = 1``) and scaled in backward only if some model's ``grad_loss`` is not 1.
+    ``knots`` (S, M, 33), ``kinds`` (M,) indices into :data:`ACTIVATIONS`, ``lam`` (M,).
+    Tested against :func:`activate` + :func:`infomax_loss` under autograd.
+    """
+
+    @staticmethod
+    def forward(ctx, zt, knots, kinds, lam):
+        need_grad = bool(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
+        loss, grad_zt, grad_knots = infomax_kernel().infomax_blocks(zt, kinds, lam, knots, EPS, *PWL_RANGE,
+                                                                    need_grad)
+        if need_grad:
+            ctx.save_for_backward(grad_zt, grad_knots)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grad_zt, grad_knots = ctx.saved_tensors
+        if not bool((grad_loss == 1).all()):
+            s, m = grad_loss.shape
+            grad_zt = grad_zt.view(s, m, -1).mul_(grad_loss.unsqueeze(-1)).view(grad_zt.shape)
+            grad_knots = grad_knots.mul_(grad_loss.unsqueeze(-1))
+        return grad_zt, grad_knots, None, None
+
+
 def independent_correlation_floor(k: int, n: int) -> float:
     """E||Corr(A) - I||_F^2 for K independent units over n samples: K(K-1)/(n-1).
 
@@ -307,8 +338,6 @@ class InfoMaxBank(torch.nn.Module):
         self.weight = torch.nn.Parameter(w0.unsqueeze(1).repeat(1, g, 1, 1))    # (S, G, K, D)
         self.bias = torch.nn.Parameter(torch.zeros(len(seeds), g, k))
         self.recon = [i for i, s in enumerate(settings) if s.objective == "reconstruction"]
-        contiguous = self.recon and self.recon == list(range(self.recon[0], self.recon[-1] + 1))
-        self.recon_slice = slice(self.recon[0], self.recon[-1] + 1) if contiguous else None
         # decoders W' (D x K) of the reconstruction models only, stored transposed (K x D) like W, and
         # starting equal to it (a tied start, untied afterwards)
         self.decoder = torch.nn.Parameter(w0.unsqueeze(1).repeat(1, len(self.recon), 1, 1))
@@ -321,53 +350,56 @@ class InfoMaxBank(torch.nn.Module):
                 self.groups[-1] = (s.activation, self.groups[-1][1], i + 1)
             else:
                 self.groups.append((s.activation, i, i + 1))
+        # contiguous runs of reconstruction / InfoMax-loss settings (study_settings puts the former last)
+        recon_runs = _runs(self.recon)
+        edges = sorted({0, g, *[e for run in recon_runs for e in run]})
+        self.spans = [(lo, hi, lo in self.recon) for lo, hi in zip(edges, edges[1:])]
         self.register_buffer("lam", torch.tensor([s.lam if s.objective == "infomax" else 0.0 for s in settings]))
+        self.register_buffer("kinds", torch.tensor([ACTIVATIONS.index(s.activation) for s in settings]))
         self.unit_row_runs = _runs([i for i, s in enumerate(settings) if s.constraint == "unit_rows"])
 
-    def preactivations(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (S, B, D), one batch per seed -> z (S, B, G, K).
-
-        One matrix product per seed for all G models (:class:`StackedLinear`), handed on as the
-        batch-major view z of z^T = W_all x^T + b.
-        """
-        s, b, _ = x.shape
-        zt = StackedLinear.apply(self.weight, self.bias, x, self.bf16)   # (S, G K, B)
-        return zt.transpose(1, 2).view(s, b, len(self.settings), self.k)
-
-    def activations(self, z: torch.Tensor) -> torch.Tensor:
-        """z (S, B, G, K) -> a = f(z) (S, G, B, K), each model's batch contiguous for its statistics."""
+    def activations(self, z: torch.Tensor, lo: int = 0) -> torch.Tensor:
+        """z (S, B, g, K) of the settings lo .. lo + g -> a = f(z) (S, g, B, K), each model's batch
+        contiguous for its statistics."""
+        hi = lo + z.shape[2]
+        groups = [(kind, max(a, lo), min(b, hi)) for kind, a, b in self.groups if a < hi and b > lo]
         parts = []
         # split, not slicing: its backward is one concatenation, not a zero-filled copy per group
-        for (kind, lo, hi), zz in zip(self.groups, z.split([hi - lo for _, lo, hi in self.groups], dim=2)):
+        for (kind, a, b), zz in zip(groups, z.split([b - a for _, a, b in groups], dim=2)):
             zz = zz.transpose(1, 2)                                    # (S, g, B, K), a strided view
             if kind == "pwl":
-                s, gg, b, k = zz.shape
-                a = activate(zz.reshape(s * gg, b, k), kind, self.knots[:, lo:hi].reshape(s * gg, -1))
-                parts.append(a.view(s, gg, b, k))
+                s, gg, n, k = zz.shape
+                out = activate(zz.reshape(s * gg, n, k), kind, self.knots[:, a:b].reshape(s * gg, -1))
+                parts.append(out.view(s, gg, n, k))
             else:
                 parts.append(activate(zz, kind))
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0].contiguous()
 
     def losses(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-model training loss (S, G) on one batch ``x`` (S, B, D)."""
-        a = self.activations(self.preactivations(x))
-        if not self.recon:
-            return infomax_loss(a, self.lam.view(1, -1))
-        if self.recon_slice is None:
-            rec_a = a[:, torch.tensor(self.recon, device=a.device)]
-            rec = ReconstructionLoss.apply(rec_a, self.decoder, x, self.bf16)
-            loss = infomax_loss(a, self.lam.view(1, -1))
-            return loss.index_copy(1, torch.tensor(self.recon, device=x.device), rec)
-        # the reconstruction models are one slice: the InfoMax loss only for the models around it (split,
-        # not slicing: its backward is one concatenation, not a zero-filled copy of a per slice)
-        lo, hi = self.recon_slice.start, self.recon_slice.stop
-        before, rec_a, after = a.split([lo, hi - lo, a.shape[1] - hi], dim=1)
-        rec = ReconstructionLoss.apply(rec_a, self.decoder, x, self.bf16)
-        parts = [infomax_loss(before, self.lam[:lo].view(1, -1))] if lo > 0 else []
-        parts.append(rec)
-        if hi < a.shape[1]:
-            parts.append(infomax_loss(after, self.lam[hi:].view(1, -1)))
-        return torch.cat(parts, 1)
+        """Per-model training loss (S, G) on one batch ``x`` (S, B, D), one seed's batch each.
+
+        One matrix product per seed for all G models (:class:`StackedLinear`) gives z^T (S, G K, B);
+        then, span by span of settings, the InfoMax loss (:class:`InfoMaxBlocks`, compiled, or the
+        PyTorch path) or the reconstruction loss.  (Split, not slicing: the backward of a split is one
+        concatenation, not a zero-filled copy per part.)
+        """
+        zt = StackedLinear.apply(self.weight, self.bias, x, self.bf16)
+        s, _, b = zt.shape
+        kernel = infomax_kernel() if zt.device.type == "cpu" and zt.dtype == torch.float32 else None
+        parts = zt.split([(hi - lo) * self.k for lo, hi, _ in self.spans], dim=1)
+        out = []
+        for (lo, hi, recon), part in zip(self.spans, parts):
+            if not recon and kernel is not None:
+                out.append(InfoMaxBlocks.apply(part, self.knots[:, lo:hi], self.kinds[lo:hi], self.lam[lo:hi]))
+                continue
+            a = self.activations(part.transpose(1, 2).view(s, b, hi - lo, self.k), lo)
+            if not recon:
+                out.append(infomax_loss(a, self.lam[lo:hi].view(1, -1)))
+                continue
+            r0 = self.recon.index(lo)
+            dec = self.decoder if hi - lo == len(self.recon) else self.decoder[:, r0:r0 + hi - lo]
+            out.append(ReconstructionLoss.apply(a, dec, x, self.bf16))
+        return torch.cat(out, 1) if len(out) > 1 else out[0]
 
     @torch.no_grad()
     def project_(self):
@@ -405,10 +437,35 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
             f"must be an integer in [2, {x.shape[0]}] (the training set size)")
     torch.manual_seed(0)
     bank = InfoMaxBank(settings, seeds, k, x.shape[1], matmul_precision)
-    trained = torch.tensor([s.objective != "random" for s in settings])
+    # the random baseline never moves (its gradient is zero): only the other models are trained, as
+    # a bank of their own, and copied into the full bank at the end
+    trained_index = [j for j, s in enumerate(settings) if s.objective != "random"]
+    initial = bank.weight[:, 0].detach().clone()
+    bank.project_()
+    norms = [bank.weight.detach().norm(dim=-1).mean(-1).numpy()]
+    hist = np.full((epochs, len(seeds), len(settings)), np.nan, dtype=np.float32)
+    t0 = time.perf_counter()
+    steps = 0
+    if trained_index:
+        run = _train(InfoMaxBank([settings[j] for j in trained_index], seeds, k, x.shape[1], matmul_precision),
+                     x, epochs, batch_size, lr, show_progress, desc or f"K={k}, {len(seeds) * len(settings)} models")
+        with torch.no_grad():
+            for name in ("weight", "bias", "knots"):
+                getattr(bank, name)[:, trained_index] = getattr(run.bank, name)
+            bank.decoder.copy_(run.bank.decoder)
+        hist[:, :, trained_index] = run.losses
+        norms = np.repeat(np.array(norms), epochs + 1, axis=0)
+        norms[:, :, trained_index] = run.weight_norms
+        steps = run.steps
+    return BankRun(bank, hist, np.array(norms), time.perf_counter() - t0, steps, initial)
+
+
+def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr: float, show_progress: bool,
+           desc: str) -> BankRun:
+    """Train every model of ``bank`` on ``x`` (N, D) with Adam: the loop of :func:`train_bank`."""
+    seeds = bank.seeds
     # one fused pass per step over all parameters (Adam is elementwise: each model keeps its own state)
     opt = torch.optim.Adam(bank.parameters(), lr=lr, fused=True)
-    initial = bank.weight[:, 0].detach().clone()
     bank.project_()
     norms = [bank.weight.detach().norm(dim=-1).mean(-1).numpy()]
     hist = []
@@ -417,18 +474,17 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
     epoch_iter = range(epochs)
     if show_progress:
         from .progress import progress
-        epoch_iter = progress(epoch_iter, desc=desc or f"K={k}, {len(seeds) * len(settings)} models", leave=False)
+        epoch_iter = progress(epoch_iter, desc=desc, leave=False)
     with recycled_memory():   # see actfn.memory: a step reuses the last step's pages
         for epoch in epoch_iter:
-            total = torch.zeros(len(seeds), len(settings))
+            total = torch.zeros(len(seeds), len(bank.settings))
             count = 0
             for xb in seed_batches(x, seeds, epoch, batch_size):
                 loss = bank.losses(xb)
                 # the models are independent: the sum's gradient is each model's own gradient
-                objective = torch.where(trained, loss, 0.0).sum()
+                objective = loss.sum()
                 if not torch.isfinite(objective):
-                    bad = [(seeds[i], settings[j]) for i, j in zip(*torch.nonzero(~torch.isfinite(loss)).T.tolist())
-                           if trained[j]]
+                    bad = [(seeds[i], bank.settings[j]) for i, j in zip(*torch.nonzero(~torch.isfinite(loss)).T.tolist())]
                     raise FloatingPointError(f"non-finite InfoMax loss at epoch {epoch + 1} for {bad[:3]}")
                 for p in (bank.bias, bank.decoder, bank.knots):
                     p.grad = None        # (the weight's gradient is overwritten: see StackedLinear)
@@ -440,8 +496,7 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
                 steps += 1
             hist.append((total / count).numpy())
             norms.append(bank.weight.detach().norm(dim=-1).mean(-1).numpy())
-    # the random baseline never moves: its gradient is zero, and so is Adam's step (m = v = 0)
-    return BankRun(bank, np.array(hist), np.array(norms), time.perf_counter() - t0, steps, initial)
+    return BankRun(bank, np.array(hist), np.array(norms), time.perf_counter() - t0, steps)
 
 
 class OneLayer(torch.nn.Module):

@@ -1,8 +1,10 @@
-"""The compiled CPU kernel of the piecewise-linear activation, and which path is in use.
+"""The compiled CPU kernels, and which path is in use.
 
-The kernel (``csrc/pwl_cpu.cpp``) is compiled on first use with :func:`torch.utils.cpp_extension.load`
-(g++ and ninja; about 25 s once, then cached in ``TORCH_EXTENSIONS_DIR``, by default
-``~/.cache/torch_extensions``).  ``ACTFN_PWL_BACKEND`` chooses the path:
+Two kernels: the piecewise-linear activation (``csrc/pwl_cpu.cpp``, :func:`cpu_kernel`) and the InfoMax
+bank's per-model work between its matrix products (``csrc/infomax_cpu.cpp``, :func:`infomax_kernel`).
+Each is compiled on first use with :func:`torch.utils.cpp_extension.load` (g++ and ninja; about 25 s
+once, then cached in ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``).
+``ACTFN_PWL_BACKEND`` chooses the path for both:
 
 * ``auto`` (default): the compiled kernel on CPU tensors; if it cannot be built, a warning says
   why and the PyTorch path (the same math in eager tensor ops, several times slower) is used.
@@ -22,6 +24,7 @@ import torch
 
 BACKENDS = ("auto", "cpp", "torch")
 SOURCE = Path(__file__).with_name("csrc") / "pwl_cpu.cpp"
+INFOMAX_SOURCE = Path(__file__).with_name("csrc") / "infomax_cpu.cpp"
 
 _state: dict = {}
 
@@ -37,16 +40,19 @@ def requested_backend() -> str:
     return value
 
 
-def _simd_flags() -> tuple[str, list[str]]:
-    # AVX2 + FMA paths only where this CPU has them (no -march=native: the cache may be shared)
+def _simd_flags(widest: bool = False) -> tuple[str, list[str]]:
+    # AVX2 + FMA paths only where this CPU has them (no -march=native: the cache may be shared); with
+    # ``widest``, AVX-512 where the CPU has it (for auto-vectorised loops; the PWL kernel's intrinsics are AVX2)
     capability = torch.backends.cpu.get_cpu_capability()
+    if widest and capability == "AVX512":
+        return "avx512", ["-mavx512f", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mprefer-vector-width=512"]
     if capability in ("AVX2", "AVX512"):
         return "avx2", ["-mavx2", "-mfma"]
     return "generic", []
 
 
-def _build():
-    variant, flags = _simd_flags()
+def _build(name: str = "actfn_pwl_cpu", source: Path = SOURCE, widest: bool = False):
+    variant, flags = _simd_flags(widest)
     logger = logging.getLogger("torch.utils.cpp_extension")
     level = logger.level
     logger.setLevel(logging.ERROR)  # "No CUDA runtime is found" (said on import): irrelevant on the CPU
@@ -54,7 +60,7 @@ def _build():
         from torch.utils import cpp_extension
 
         module = cpp_extension.load(
-            name=f"actfn_pwl_cpu_{variant}", sources=[str(SOURCE)],
+            name=f"{name}_{variant}", sources=[str(source)],
             extra_cflags=["-O3", "-fopenmp", *flags], extra_ldflags=["-fopenmp"], verbose=False)
     finally:
         logger.setLevel(level)
@@ -81,8 +87,35 @@ def cpu_kernel():
     return _state[requested][0]
 
 
+def infomax_kernel():
+    """The compiled InfoMax-bank kernel, or ``None`` (the bank then runs its PyTorch path); as :func:`cpu_kernel`."""
+    requested = requested_backend()
+    if requested == "torch":
+        return None
+    key = ("infomax", requested)
+    if key not in _state:
+        try:
+            _state[key] = _build("actfn_infomax_cpu", INFOMAX_SOURCE, widest=True)
+        except Exception as err:
+            if requested == "cpp":
+                raise KernelUnavailable(f"ACTFN_PWL_BACKEND=cpp but the CPU kernel {INFOMAX_SOURCE.name} "
+                                        f"could not be built: {err}") from err
+            warnings.warn(f"actfn: the compiled InfoMax kernel could not be built ({type(err).__name__}); the "
+                          "bank uses its PyTorch path, which is slower. Install g++ and ninja to fix this.",
+                          RuntimeWarning, stacklevel=3)
+            _state[key] = (None, "torch (compiled kernel unavailable)")
+    return _state[key][0]
+
+
 def backend() -> str:
     """Which path CPU tensors take: ``cpp-avx2``, ``cpp-generic`` or ``torch ...``."""
     if cpu_kernel() is None:
         return _state.get(requested_backend(), (None, "torch (ACTFN_PWL_BACKEND=torch)"))[1]
     return _state[requested_backend()][1]
+
+
+def infomax_backend() -> str:
+    """Which path the InfoMax bank takes on CPU tensors: ``cpp-avx512``, ``cpp-avx2``, ``cpp-generic`` or ``torch ...``."""
+    if infomax_kernel() is None:
+        return _state.get(("infomax", requested_backend()), (None, "torch (ACTFN_PWL_BACKEND=torch)"))[1]
+    return _state[("infomax", requested_backend())][1]
