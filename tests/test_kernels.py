@@ -23,10 +23,11 @@ def torch_path(x, y):
 
 
 # shapes that take every branch of the kernel: shared chunks, per-channel large planes (channel walk),
-# per-channel small planes (sample blocks, flat 8-wide loop when the plane is a multiple of 8, per
-# plane otherwise), 2-D (batch, channels) and 1-D inputs, lengths that leave a scalar tail
+# per-channel small planes (sample blocks, vector loops when the plane is a multiple of 8 -- 16-wide
+# then 8-wide on AVX-512 -- per plane otherwise), 2-D (batch, channels) and 1-D inputs, lengths that leave a scalar tail
 SHAPES = [((64, 16, 16, 16), False), ((64, 16, 16, 16), True), ((96, 64, 4, 4), True),
-          ((32, 24, 5, 5), True), ((300, 20), True), ((300, 20), False), ((1001,), False), ((7, 3, 9, 9), True)]
+          ((32, 24, 5, 5), True), ((300, 20), True), ((300, 20), False), ((1001,), False), ((7, 3, 9, 9), True),
+          ((50, 6, 2, 4), True), ((10, 3, 24), True)]
 
 
 @needs_kernel
@@ -48,6 +49,39 @@ def test_kernel_matches_torch_path_and_reference(shape, per_channel):
         torch.testing.assert_close(a[1], b[1], rtol=1e-5, atol=1e-5)
         # knot gradients are sums over many elements: summation order differs
         torch.testing.assert_close(a[2], b[2], rtol=1e-4, atol=1e-3 * math.sqrt(x.numel() / y.numel()) / 100)
+
+
+@needs_kernel
+@pytest.mark.parametrize("knots", [2, 9, 17, 33, 65])
+@pytest.mark.parametrize("shape,per_channel", [((40, 8, 4, 4), True), ((40, 8, 4, 4), False), ((20, 6, 16, 16), True)])
+def test_kernel_matches_reference_for_any_number_of_knots(knots, shape, per_channel):
+    # up to 33 knots the AVX-512 build reads the tables with register permutes (masked below 32
+    # segments), above that with gathers
+    gen = torch.Generator().manual_seed(knots)
+    x = torch.randn(shape, generator=gen) * 2.5
+    y = torch.randn((shape[1], knots) if per_channel else (knots,), generator=gen)
+    g = torch.randn(shape, generator=gen)
+    fast, ref = run(piecewise_linear, x, y, g), run(piecewise_linear_reference, x, y, g)
+    torch.testing.assert_close(fast[0], ref[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast[1], ref[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast[2], ref[2], rtol=1e-4, atol=1e-3)
+
+
+@needs_kernel
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX512", reason="the CPU has no AVX-512")
+def test_avx2_and_avx512_builds_agree():
+    # on an AVX-512 CPU the book uses the AVX-512 build; the AVX2 build (other CPUs) is checked here
+    avx2, name = kernels._build(widest=False)
+    assert name == "cpp-avx2"
+    for shape, per_channel in SHAPES:
+        gen = torch.Generator().manual_seed(1)
+        x = torch.randn(shape, generator=gen) * 2.5
+        y = torch.randn((shape[1], 33) if per_channel else (33,), generator=gen)
+        g = torch.randn(shape, generator=gen)
+        fast = kernels.cpu_kernel()
+        torch.testing.assert_close(avx2.forward(x, y, -3.0, 3.0), fast.forward(x, y, -3.0, 3.0))
+        for a, b in zip(avx2.backward(g, x, y, -3.0, 3.0, True, True), fast.backward(g, x, y, -3.0, 3.0, True, True)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 @needs_kernel
@@ -110,7 +144,7 @@ def test_backend_choice_is_checked_and_reported(monkeypatch):
 
 
 def test_a_failed_build_warns_and_falls_back_only_in_auto(monkeypatch):
-    def broken():
+    def broken(*args, **kwargs):
         raise OSError("g++: not found")
 
     monkeypatch.setattr(kernels, "_build", broken)
@@ -124,6 +158,14 @@ def test_a_failed_build_warns_and_falls_back_only_in_auto(monkeypatch):
     monkeypatch.setenv("ACTFN_PWL_BACKEND", "cpp")
     with pytest.raises(kernels.KernelUnavailable, match="could not be built"):
         kernels.cpu_kernel()
+    # the InfoMax bank's kernel likewise: a warning and the PyTorch path, or an error with cpp
+    monkeypatch.setenv("ACTFN_PWL_BACKEND", "auto")
+    with pytest.warns(RuntimeWarning, match="InfoMax kernel could not be built"):
+        assert kernels.infomax_kernel() is None
+    assert "unavailable" in kernels.infomax_backend()
+    monkeypatch.setenv("ACTFN_PWL_BACKEND", "cpp")
+    with pytest.raises(kernels.KernelUnavailable, match="infomax_cpu.cpp"):
+        kernels.infomax_kernel()
 
 
 @pytest.mark.parametrize("blocks", [1, 7, 64])

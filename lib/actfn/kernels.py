@@ -74,7 +74,7 @@ def cpu_kernel():
         return None
     if requested not in _state:
         try:
-            _state[requested] = _build()
+            _state[requested] = _build(widest=True)
         except Exception as err:  # no compiler, no ninja, a build error: say so, once
             if requested == "cpp":
                 raise KernelUnavailable(f"ACTFN_PWL_BACKEND=cpp but the CPU kernel {SOURCE.name} "

@@ -39,8 +39,11 @@ inline void segment8(__m256 xv, __m256 a, __m256 b, __m256 last, __m256* s, __m2
 }
 
 // Add the pairs (g_k, g_k u_k) of eight elements to hist[(copy(k) * copy_stride + i_k) * 2 + {0, 1}],
-// copy(k) = k mod 4: one 64-bit load, add and store per element.
-inline void hist_add8(float* hist, int64_t copy_stride, __m256i i, __m256 gg, __m256 gu) {
+// copy(k) = (copy_base + k) mod copies (a power of two): one 64-bit load, add and store per element,
+// and with 16 copies no two elements of a vector in the same copy (neighbours often share a segment:
+// one copy would chain their stores through memory).
+__attribute__((always_inline)) inline void hist_add8(float* hist, int64_t copy_stride, int copies, __m256i i, __m256 gg, __m256 gu,
+                      int copy_base = 0) {
   alignas(32) int32_t iv[8];
   _mm256_store_si256(reinterpret_cast<__m256i*>(iv), i);
   const __m256 lo = _mm256_unpacklo_ps(gg, gu), hi = _mm256_unpackhi_ps(gg, gu);
@@ -50,7 +53,7 @@ inline void hist_add8(float* hist, int64_t copy_stride, __m256i i, __m256 gg, __
   const int order[8] = {0, 0, 1, 1, 2, 2, 3, 3};  // element k lives in q[order[k]], half k & 1
   for (int k = 0; k < 8; ++k) {
     __m128 pk = (k & 1) ? _mm_movehl_ps(q[order[k]], q[order[k]]) : q[order[k]];
-    __m64* h = reinterpret_cast<__m64*>(hist + ((k & 3) * copy_stride + iv[k]) * 2);
+    __m64* h = reinterpret_cast<__m64*>(hist + (((copy_base + k) & (copies - 1)) * copy_stride + iv[k]) * 2);
     _mm_storel_pi(h, _mm_add_ps(_mm_loadl_pi(_mm_setzero_ps(), h), pk));
   }
 }
@@ -69,12 +72,12 @@ inline int64_t forward_run_avx2(const float* x, float* out, const float* left, c
   return e;  // the scalar loop finishes the tail
 }
 
-// Input gradient and, if hist != nullptr, the two histograms as (g, g u) pairs in 4 interleaved
-// copies hist[copy][segment][2], copy k at offset k * copy_stride segments (independent copies
-// break the store-to-load chains when neighbouring elements fall in the same segment;
+// Input gradient and, if hist != nullptr, the two histograms as (g, g u) pairs in `copies`
+// interleaved copies hist[copy][segment][2], copy k at offset k * copy_stride segments (independent
+// copies break the store-to-load chains when neighbouring elements fall in the same segment;
 // copy_stride 0 means a single copy).
 inline int64_t backward_run_avx2(const float* x, const float* g, float* gx, const float* slope, float* hist,
-                                 int64_t copy_stride, int64_t n, int64_t last, float a, float b) {
+                                 int64_t copy_stride, int copies, int64_t n, int64_t last, float a, float b) {
   const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b), lv = _mm256_set1_ps(float(last));
   int64_t e = 0;
   for (; e + 8 <= n; e += 8) {
@@ -83,26 +86,110 @@ inline int64_t backward_run_avx2(const float* x, const float* g, float* gx, cons
     segment8(_mm256_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
     __m256 gg = _mm256_loadu_ps(g + e);
     if (gx) _mm256_storeu_ps(gx + e, _mm256_mul_ps(gg, _mm256_i32gather_ps(slope, i, 4)));
-    if (hist) hist_add8(hist, copy_stride, i, gg, _mm256_mul_ps(gg, u));
+    if (hist) hist_add8(hist, copy_stride, copies, i, gg, _mm256_mul_ps(gg, u));
   }
   return e;
 }
+#if defined(__AVX512F__)
+// Sixteen floats at a time, and no gathers: with at most 32 segments a table fits in two zmm registers
+// and one permute (vpermt2ps) reads sixteen entries (gathers are slow on some CPUs, AMD's among them).
+struct Table32 {
+  __m512 lo, hi;
+};
+
+inline Table32 load_table32(const float* t, int64_t segs) {
+  const __mmask16 lo_mask = segs >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << segs) - 1);
+  const __mmask16 hi_mask = segs >= 32 ? __mmask16(0xFFFF) : segs > 16 ? __mmask16((1u << (segs - 16)) - 1) : 0;
+  return {_mm512_maskz_loadu_ps(lo_mask, t), _mm512_maskz_loadu_ps(hi_mask, t + 16)};
+}
+
+inline __m512 lookup32(const Table32& t, __m512i i) { return _mm512_permutex2var_ps(t.lo, i, t.hi); }
+
+inline void segment16(__m512 xv, __m512 a, __m512 b, __m512 last, __m512* s, __m512i* i, __m512* u) {
+  *s = _mm512_fmadd_ps(xv, a, b);
+  __m512 f = _mm512_roundscale_ps(*s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  f = _mm512_max_ps(f, _mm512_setzero_ps());  // max(NaN, 0) = 0: NaN inputs read segment 0
+  f = _mm512_min_ps(f, last);
+  *u = _mm512_sub_ps(*s, f);
+  *i = _mm512_cvttps_epi32(f);
+}
+
+__attribute__((always_inline)) inline int64_t forward_run_avx512(const float* x, float* out, const float* left, const float* rise, int64_t n,
+                                  int64_t last, float a, float b) {
+  const Table32 l = load_table32(left, last + 1), r = load_table32(rise, last + 1);
+  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
+  int64_t e = 0;
+  for (; e + 16 <= n; e += 16) {
+    __m512 s, u;
+    __m512i i;
+    segment16(_mm512_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
+    _mm512_storeu_ps(out + e, _mm512_fmadd_ps(lookup32(r, i), u, lookup32(l, i)));
+  }
+  return e;
+}
+
+__attribute__((always_inline)) inline int64_t backward_run_avx512(const float* x, const float* g, float* gx, const float* slope, float* hist,
+                                   int64_t copy_stride, int copies, int64_t n, int64_t last, float a, float b) {
+  const Table32 sl = load_table32(slope, last + 1);
+  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
+  int64_t e = 0;
+  for (; e + 16 <= n; e += 16) {
+    __m512 s, u;
+    __m512i i;
+    segment16(_mm512_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
+    const __m512 gg = _mm512_loadu_ps(g + e);
+    if (gx) _mm512_storeu_ps(gx + e, _mm512_mul_ps(gg, lookup32(sl, i)));
+    if (hist) {
+      const __m512 gu = _mm512_mul_ps(gg, u);
+      hist_add8(hist, copy_stride, copies, _mm512_castsi512_si256(i), _mm512_castps512_ps256(gg),
+                _mm512_castps512_ps256(gu));
+      hist_add8(hist, copy_stride, copies, _mm512_extracti64x4_epi64(i, 1),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gg), 1)),
+                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gu), 1)), 8);
+    }
+  }
+  return e;
+}
+#endif
+
+// The widest path this build has: AVX-512 permutes for up to 32 segments, else AVX2 gathers.
+__attribute__((always_inline)) inline int64_t forward_run_simd(const float* x, float* out, const float* left, const float* rise, int64_t n,
+                                int64_t last, float a, float b) {
+  int64_t e = 0;
+#if defined(__AVX512F__)
+  if (last < 32) e = forward_run_avx512(x, out, left, rise, n, last, a, b);
+#endif
+  // (a remainder of 8 after the 16-wide loop: planes of 8 rely on the 8-wide loop finishing them)
+  return e + forward_run_avx2(x + e, out + e, left, rise, n - e, last, a, b);
+}
+
+__attribute__((always_inline)) inline int64_t backward_run_simd(const float* x, const float* g, float* gx, const float* slope, float* hist,
+                                 int64_t copy_stride, int copies, int64_t n, int64_t last, float a, float b) {
+  int64_t e = 0;
+#if defined(__AVX512F__)
+  if (last < 32) e = backward_run_avx512(x, g, gx, slope, hist, copy_stride, copies, n, last, a, b);
+#endif
+  return e + backward_run_avx2(x + e, g + e, gx ? gx + e : nullptr, slope, hist, copy_stride, copies, n - e, last,
+                               a, b);
+}
+
 // Per-channel tables, planes whose size is a multiple of 8 (4x4 planes of late layers): the planes
 // of a block in memory order, channel by a counter (a division per plane would cost more than the
 // plane).  The tables are (channels, segs) row-major; histograms one per channel, hist[c][seg][2]
-// (neighbouring planes belong to different channels, so one copy each).
+// (more copies per channel were measured not to help: the rows of hundreds of channels already
+// spread the updates).
 inline void forward_planes_avx2(const float* x, float* out, const float* left, const float* rise, int64_t segs,
                                 int64_t inner, int64_t channels, int64_t planes, int64_t last, float a, float b) {
   for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1)
-    forward_run_avx2(x + p * inner, out + p * inner, left + c * segs, rise + c * segs, inner, last, a, b);
+    forward_run_simd(x + p * inner, out + p * inner, left + c * segs, rise + c * segs, inner, last, a, b);
 }
 
 inline void backward_planes_avx2(const float* x, const float* g, float* gx, const float* slope, float* hist,
                                  int64_t segs, int64_t inner, int64_t channels, int64_t planes, int64_t last,
                                  float a, float b) {
   for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1)
-    backward_run_avx2(x + p * inner, g + p * inner, gx ? gx + p * inner : nullptr, slope + c * segs,
-                      hist ? hist + c * segs * 2 : nullptr, 0, inner, last, a, b);
+    backward_run_simd(x + p * inner, g + p * inner, gx ? gx + p * inner : nullptr, slope + c * segs,
+                      hist ? hist + c * segs * 2 : nullptr, 0, 1, inner, last, a, b);
 }
 #endif
 
@@ -130,14 +217,25 @@ Layout layout_of(const torch::Tensor& x, const torch::Tensor& y) {
   return L;
 }
 
-constexpr int kCopies = 4;  // interleaved histogram copies (see backward_run_avx2)
+// A zeroed buffer of n values, reused from call to call (per calling thread): the partial histograms
+// are up to a few MB, and a fresh block that size costs more in page faults than the pass itself.
+template <typename T>
+T* zeroed_scratch(size_t n) {
+  static thread_local std::vector<T> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  std::fill(buffer.begin(), buffer.begin() + n, T(0));
+  return buffer.data();
+}
+
+constexpr int kCopies = 16;  // interleaved histogram copies, one per lane (see hist_add8)
+constexpr int64_t kWalkPlanes = kChunk / 16;  // per-channel planes at least this large: walk each channel's planes
 
 template <typename scalar_t, typename acc_t>
 void forward_run(const scalar_t* x, scalar_t* out, const acc_t* left, const acc_t* rise, int64_t n,
                  int64_t last, acc_t a, acc_t b) {
   int64_t e = 0;
 #if defined(__AVX2__) && defined(__FMA__)
-  if constexpr (std::is_same_v<scalar_t, float>) e = forward_run_avx2(x, out, left, rise, n, last, a, b);
+  if constexpr (std::is_same_v<scalar_t, float>) e = forward_run_simd(x, out, left, rise, n, last, a, b);
 #endif
   for (; e < n; ++e) {
     acc_t s = acc_t(x[e]) * a + b;
@@ -149,11 +247,11 @@ void forward_run(const scalar_t* x, scalar_t* out, const acc_t* left, const acc_
 // Input gradient (if gx) and the (g, g u) histogram pairs (if hist; see backward_run_avx2).
 template <typename scalar_t, typename acc_t>
 void backward_run(const scalar_t* x, const scalar_t* g, scalar_t* gx, const acc_t* slope, acc_t* hist,
-                  int64_t copy_stride, int64_t n, int64_t last, acc_t a, acc_t b) {
+                  int64_t copy_stride, int copies, int64_t n, int64_t last, acc_t a, acc_t b) {
   int64_t e = 0;
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same_v<scalar_t, float>)
-    e = backward_run_avx2(x, g, gx, slope, hist, copy_stride, n, last, a, b);
+    e = backward_run_simd(x, g, gx, slope, hist, copy_stride, copies, n, last, a, b);
 #endif
   for (; e < n; ++e) {
     acc_t s = acc_t(x[e]) * a + b;
@@ -216,26 +314,26 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
   if (!L.per_channel) {
     if (!g_left) {  // input gradient only: no histogram
       at::parallel_for(0, L.inner, kChunk, [&](int64_t begin, int64_t end) {
-        backward_run<scalar_t, acc_t>(x + begin, g + begin, gx + begin, slope, nullptr, L.segs, end - begin,
-                                      last, a, b);
+        backward_run<scalar_t, acc_t>(x + begin, g + begin, gx + begin, slope, nullptr, L.segs, kCopies,
+                                      end - begin, last, a, b);
       });
       return;
     }
     // fixed chunks, each with its own partial histograms, summed in chunk order: deterministic
     // whatever the number of threads
     const int64_t chunks = (L.inner + kChunk - 1) / kChunk;
-    std::vector<acc_t> part(static_cast<size_t>(chunks * hsize), acc_t(0));
+    acc_t* part = zeroed_scratch<acc_t>(static_cast<size_t>(chunks * hsize));
     at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
       for (int64_t c = cb; c < ce; ++c) {
         const int64_t begin = c * kChunk, n = std::min(kChunk, L.inner - begin);
         backward_run<scalar_t, acc_t>(x + begin, g + begin, gx ? gx + begin : nullptr, slope,
-                                      part.data() + c * hsize, L.segs, n, last, a, b);
+                                      part + c * hsize, L.segs, kCopies, n, last, a, b);
       }
     });
-    for (int64_t c = 0; c < chunks; ++c) fold_copies(part.data() + c * hsize, g_left, g_rise, L.segs);
+    for (int64_t c = 0; c < chunks; ++c) fold_copies(part + c * hsize, g_left, g_rise, L.segs);
     return;
   }
-  if (L.inner >= kChunk / 16) {
+  if (L.inner >= kWalkPlanes) {
     // per channel, large planes: one task owns a channel's histograms and walks its planes in order
     at::parallel_for(0, L.channels, 1, [&](int64_t cb, int64_t ce) {
       std::vector<acc_t> hist(g_left ? static_cast<size_t>(hsize) : 0);
@@ -244,7 +342,8 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
         for (int64_t o = 0; o < L.outer; ++o) {
           const int64_t off = (o * L.channels + c) * L.inner;
           backward_run<scalar_t, acc_t>(x + off, g + off, gx ? gx + off : nullptr, slope + c * L.segs,
-                                        g_left ? hist.data() : nullptr, L.segs, L.inner, last, a, b);
+                                        g_left ? hist.data() : nullptr, L.segs, kCopies, L.inner, last, a,
+                                        b);
         }
         if (g_left) fold_copies(hist.data(), g_left + c * L.segs, g_rise + c * L.segs, L.segs);
       }
@@ -253,14 +352,14 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
   }
   // per channel, small planes (late layers, 4x4): walking a channel's planes would stride through
   // memory, so fixed blocks of samples are read in order, each block with one histogram per
-  // channel (channels interleave, so a single copy has no store-to-load chains), summed in order
+  // channel (see backward_planes_avx2), summed in order
   const int64_t plane_block = L.channels * L.inner, table = L.channels * L.segs * 2;
   const int64_t per_block = std::max<int64_t>(1, (std::max<int64_t>(16 * kChunk, 8 * table) + plane_block - 1) / plane_block);
   const int64_t blocks = (L.outer + per_block - 1) / per_block;
-  std::vector<acc_t> part(g_left ? static_cast<size_t>(blocks * table) : 0, acc_t(0));
+  acc_t* part = g_left ? zeroed_scratch<acc_t>(static_cast<size_t>(blocks * table)) : nullptr;
   at::parallel_for(0, blocks, 1, [&](int64_t bb, int64_t be) {
     for (int64_t blk = bb; blk < be; ++blk) {
-      acc_t* hist = g_left ? part.data() + blk * table : nullptr;
+      acc_t* hist = g_left ? part + blk * table : nullptr;
       const int64_t o0 = blk * per_block, o1 = std::min(L.outer, (blk + 1) * per_block);
 #if defined(__AVX2__) && defined(__FMA__)
       if constexpr (std::is_same_v<scalar_t, float>) {
@@ -275,12 +374,12 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
         for (int64_t c = 0; c < L.channels; ++c) {
           const int64_t off = (o * L.channels + c) * L.inner;
           backward_run<scalar_t, acc_t>(x + off, g + off, gx ? gx + off : nullptr, slope + c * L.segs,
-                                        hist ? hist + c * L.segs * 2 : nullptr, 0, L.inner, last, a, b);
+                                        hist ? hist + c * L.segs * 2 : nullptr, 0, 1, L.inner, last, a, b);
         }
     }
   });
   for (int64_t blk = 0; g_left && blk < blocks; ++blk) {
-    const acc_t* hist = part.data() + blk * table;
+    const acc_t* hist = part + blk * table;
     for (int64_t c = 0; c < L.channels; ++c)
       for (int64_t i = 0; i < L.segs; ++i) {
         g_left[c * L.segs + i] += hist[(c * L.segs + i) * 2];
