@@ -27,7 +27,7 @@ def torch_path(x, y):
 # then 8-wide on AVX-512 -- per plane otherwise), 2-D (batch, channels) and 1-D inputs, lengths that leave a scalar tail
 SHAPES = [((64, 16, 16, 16), False), ((64, 16, 16, 16), True), ((96, 64, 4, 4), True),
           ((32, 24, 5, 5), True), ((300, 20), True), ((300, 20), False), ((1001,), False), ((7, 3, 9, 9), True),
-          ((50, 6, 2, 4), True), ((10, 3, 24), True)]
+          ((50, 6, 2, 4), True), ((10, 3, 24), True), ((20, 100, 4, 4), True)]
 
 
 @needs_kernel

@@ -173,6 +173,49 @@ __attribute__((always_inline)) inline int64_t backward_run_simd(const float* x, 
                                a, b);
 }
 
+#if defined(__AVX512F__)
+// Per-channel tables, planes whose size is a multiple of 16 and at most 32 segments: as the AVX2
+// versions below, with each plane's tables read straight into registers (no per-plane setup).
+// (Channel groups, which help the forward pass, made this one slower: three streams, not two.)
+inline void forward_planes_avx512(const float* x, float* out, const float* left, const float* rise, int64_t segs,
+                                  int64_t inner, int64_t channels, int64_t planes, int64_t last, float a, float b) {
+  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
+  for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1) {
+    const Table32 l = load_table32(left + c * segs, segs), r = load_table32(rise + c * segs, segs);
+    for (int64_t e = p * inner; e < (p + 1) * inner; e += 16) {
+      __m512 s, u;
+      __m512i i;
+      segment16(_mm512_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
+      _mm512_storeu_ps(out + e, _mm512_fmadd_ps(lookup32(r, i), u, lookup32(l, i)));
+    }
+  }
+}
+
+inline void backward_planes_avx512(const float* x, const float* g, float* gx, const float* slope, float* hist,
+                                   int64_t segs, int64_t inner, int64_t channels, int64_t planes, int64_t last,
+                                   float a, float b) {
+  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
+  for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1) {
+    const Table32 sl = load_table32(slope + c * segs, segs);
+    float* h = hist ? hist + c * segs * 2 : nullptr;
+    for (int64_t e = p * inner; e < (p + 1) * inner; e += 16) {
+      __m512 s, u;
+      __m512i i;
+      segment16(_mm512_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
+      const __m512 gg = _mm512_loadu_ps(g + e);
+      if (gx) _mm512_storeu_ps(gx + e, _mm512_mul_ps(gg, lookup32(sl, i)));
+      if (h) {
+        const __m512 gu = _mm512_mul_ps(gg, u);
+        hist_add8(h, 0, 1, _mm512_castsi512_si256(i), _mm512_castps512_ps256(gg), _mm512_castps512_ps256(gu));
+        hist_add8(h, 0, 1, _mm512_extracti64x4_epi64(i, 1),
+                  _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gg), 1)),
+                  _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gu), 1)));
+      }
+    }
+  }
+}
+#endif
+
 // Per-channel tables, planes whose size is a multiple of 8 (4x4 planes of late layers): the planes
 // of a block in memory order, channel by a counter (a division per plane would cost more than the
 // plane).  The tables are (channels, segs) row-major; histograms one per channel, hist[c][seg][2]
@@ -227,6 +270,7 @@ T* zeroed_scratch(size_t n) {
   return buffer.data();
 }
 
+constexpr int64_t kGroupChannels = 64;  // per-channel small planes: channels whose tables are read together
 constexpr int kCopies = 16;  // interleaved histogram copies, one per lane (see hist_add8)
 constexpr int64_t kWalkPlanes = kChunk / 16;  // per-channel planes at least this large: walk each channel's planes
 
@@ -280,6 +324,23 @@ void forward_kernel(const scalar_t* x, scalar_t* out, const acc_t* left, const a
   const int64_t per_block = std::max<int64_t>(1, (16 * kChunk + plane_block - 1) / plane_block);
   at::parallel_for(0, (L.outer + per_block - 1) / per_block, 1, [&](int64_t bb, int64_t be) {
     const int64_t o0 = bb * per_block, o1 = std::min(L.outer, be * per_block);
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (L.inner % 16 == 0 && last < 32) {
+        // groups of channels, sample after sample within a group: the group's tables stay in L1 (all
+        // channels' tables would not, and with 4x4 planes they would cost more reads than the data)
+        for (int64_t c0 = 0; c0 < L.channels; c0 += kGroupChannels) {
+          const int64_t cg = std::min<int64_t>(kGroupChannels, L.channels - c0);
+          for (int64_t o = o0; o < o1; ++o) {
+            const int64_t off = (o * L.channels + c0) * L.inner;
+            forward_planes_avx512(x + off, out + off, left + c0 * L.segs, rise + c0 * L.segs, L.segs, L.inner, cg, cg,
+                                  last, a, b);
+          }
+        }
+        return;
+      }
+    }
+#endif
 #if defined(__AVX2__) && defined(__FMA__)
     if constexpr (std::is_same_v<scalar_t, float>) {
       if (L.inner % 8 == 0) {
@@ -361,6 +422,15 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
     for (int64_t blk = bb; blk < be; ++blk) {
       acc_t* hist = g_left ? part + blk * table : nullptr;
       const int64_t o0 = blk * per_block, o1 = std::min(L.outer, (blk + 1) * per_block);
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        if (L.inner % 16 == 0 && last < 32) {
+          backward_planes_avx512(x + o0 * plane_block, g + o0 * plane_block, gx ? gx + o0 * plane_block : nullptr,
+                                 slope, hist, L.segs, L.inner, L.channels, (o1 - o0) * L.channels, last, a, b);
+          continue;
+        }
+      }
+#endif
 #if defined(__AVX2__) && defined(__FMA__)
       if constexpr (std::is_same_v<scalar_t, float>) {
         if (L.inner % 8 == 0) {
@@ -388,12 +458,20 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
   }
 }
 
-// Tables in the accumulation type: left value y_i and rise y_{i+1} - y_i of each segment.
-std::pair<torch::Tensor, torch::Tensor> tables(const torch::Tensor& y, c10::ScalarType acc) {
-  auto ya = y.to(acc).contiguous();
-  auto left = ya.narrow(-1, 0, ya.size(-1) - 1).contiguous();
-  auto rise = (ya.narrow(-1, 1, ya.size(-1) - 1) - ya.narrow(-1, 0, ya.size(-1) - 1)).contiguous();
-  return {left, rise};
+// Tables in the accumulation type: left value y_i and rise y_{i+1} - y_i of each segment, one row of
+// segs per knot row (plain loops: a dozen tensor ops on 33 numbers cost more than a small layer's pass).
+template <typename acc_t>
+void tables(const torch::Tensor& y, std::vector<acc_t>& left, std::vector<acc_t>& rise) {
+  auto ya = y.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();
+  const int64_t n = ya.size(-1), rows = ya.numel() / n;
+  const acc_t* v = ya.template data_ptr<acc_t>();
+  left.resize(rows * (n - 1));
+  rise.resize(rows * (n - 1));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i + 1 < n; ++i) {
+      left[r * (n - 1) + i] = v[r * n + i];
+      rise[r * (n - 1) + i] = v[r * n + i + 1] - v[r * n + i];
+    }
 }
 
 void check_inputs(const torch::Tensor& x, const torch::Tensor& y) {
@@ -412,9 +490,9 @@ torch::Tensor pwl_forward(torch::Tensor x, torch::Tensor y, double lo, double hi
   const double h = (hi - lo) / double(L.segs);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "pwl_forward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    auto t = tables(y, c10::CppTypeToScalarType<acc_t>::value);
-    forward_kernel<scalar_t, acc_t>(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
-                                    t.first.data_ptr<acc_t>(), t.second.data_ptr<acc_t>(), L,
+    std::vector<acc_t> left, rise;
+    tables(y, left, rise);
+    forward_kernel<scalar_t, acc_t>(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), left.data(), rise.data(), L,
                                     acc_t(1.0 / h), acc_t(-lo / h));
   });
   return out;
@@ -433,26 +511,27 @@ std::vector<torch::Tensor> pwl_backward(torch::Tensor grad, torch::Tensor x, tor
   if (need_x) gx = torch::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "pwl_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const auto acc = c10::CppTypeToScalarType<acc_t>::value;
-    auto t = tables(y, acc);
-    auto slope = (t.second / h).contiguous();
+    std::vector<acc_t> left, slope;
+    tables(y, left, slope);
+    for (auto& v : slope) v /= acc_t(h);
     const int64_t rows = L.per_channel ? y.size(0) : 1;
-    torch::Tensor hist;
-    acc_t *gl = nullptr, *gr = nullptr;
-    if (need_y) {
-      hist = torch::zeros({2, rows, L.segs}, x.options().dtype(acc));
-      gl = hist[0].data_ptr<acc_t>();
-      gr = hist[1].data_ptr<acc_t>();
-    }
+    std::vector<acc_t> hist(need_y ? 2 * rows * L.segs : 0, acc_t(0));
+    acc_t* gl = need_y ? hist.data() : nullptr;
+    acc_t* gr = need_y ? hist.data() + rows * L.segs : nullptr;
     backward_kernel<scalar_t, acc_t>(x.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(),
-                                     need_x ? gx.data_ptr<scalar_t>() : nullptr, slope.data_ptr<acc_t>(),
-                                     gl, gr, L, acc_t(1.0 / h), acc_t(-lo / h));
+                                     need_x ? gx.data_ptr<scalar_t>() : nullptr, slope.data(), gl, gr, L,
+                                     acc_t(1.0 / h), acc_t(-lo / h));
     if (need_y) {
       // out = left_i + rise_i u with left_i = y_i, rise_i = y_{i+1} - y_i
-      auto g_left = hist[0], g_rise = hist[1];
-      auto full = torch::zeros({rows, L.segs + 1}, hist.options());
-      full.narrow(1, 0, L.segs).add_(g_left - g_rise);
-      full.narrow(1, 1, L.segs).add_(g_rise);
+      auto full = torch::empty({rows, L.segs + 1}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+      acc_t* f = full.data_ptr<acc_t>();
+      for (int64_t r = 0; r < rows; ++r) {
+        const acc_t *l = gl + r * L.segs, *u = gr + r * L.segs;
+        acc_t* row = f + r * (L.segs + 1);
+        row[0] = l[0] - u[0];
+        for (int64_t i = 1; i < L.segs; ++i) row[i] = (l[i] - u[i]) + u[i - 1];
+        row[L.segs] = u[L.segs - 1];
+      }
       gy = (L.per_channel ? full : full.view({L.segs + 1})).to(y.scalar_type());
     }
   });
