@@ -157,7 +157,14 @@ def build_rows():
         times = []
         for _ in range(2):
             t = time.perf_counter()
-            subprocess.run(cmd, cwd=dst, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            done = subprocess.run(cmd, cwd=dst, capture_output=True, text=True)
+            if done.returncode != 0:
+                # a failed build is a row that says why, not a lost table (offline, the chapters need
+                # ACTFN_DATASET / ACTFN_INFOMAX_DATASET set, as for `make book`)
+                lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
+                hint = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
+                return [{"what": f"book build failed (exit {done.returncode}): {hint[:160]}", "text": "failed",
+                         "passed": False}]
             times.append(time.perf_counter() - t)
     return [{"what": "book build, cold (minutes; goal <= 20)", "value": times[0] / 60, "goal_value": 20},
             {"what": "book build, cached (minutes; goal <= 1)", "value": times[1] / 60, "goal_value": 1},

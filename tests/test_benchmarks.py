@@ -55,3 +55,17 @@ def test_a_failing_compile_is_reported_not_raised(monkeypatch):
     assert rows[0]["passed"] is False and "no C++ compiler" in rows[0]["what"]
     assert bench.meets(rows[0]) is False
     assert rows[-1]["passed"] is True            # torch.export does not need the compiler
+
+
+def test_a_failing_book_build_is_a_row_saying_why(monkeypatch):
+    import subprocess
+
+    import unit_benchmarks
+
+    monkeypatch.setattr(unit_benchmarks.shutil, "copytree", lambda src, dst, **kw: Path(dst).mkdir(parents=True))
+    failed = subprocess.CompletedProcess([], 1, stdout="running...\n",
+                                         stderr="DatasetMissing: no CIFAR-10 under data/ (set ACTFN_DATASET)\n")
+    monkeypatch.setattr(unit_benchmarks.subprocess, "run", lambda *a, **kw: failed)
+    (row,) = unit_benchmarks.build_rows()
+    assert row["passed"] is False and "DatasetMissing" in row["what"] and "exit 1" in row["what"]
+    assert bench.meets(row) is False

@@ -42,7 +42,7 @@ def requested_backend() -> str:
 
 def _simd_flags(widest: bool = False) -> tuple[str, list[str]]:
     # AVX2 + FMA paths only where this CPU has them (no -march=native: the cache may be shared); with
-    # ``widest``, AVX-512 where the CPU has it (for auto-vectorised loops; the PWL kernel's intrinsics are AVX2)
+    # ``widest``, AVX-512 where the CPU has it (both kernels use it: 16-wide loops, register-table lookups)
     capability = torch.backends.cpu.get_cpu_capability()
     if widest and capability == "AVX512":
         return "avx512", ["-mavx512f", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma", "-mprefer-vector-width=512"]
@@ -108,7 +108,7 @@ def infomax_kernel():
 
 
 def backend() -> str:
-    """Which path CPU tensors take: ``cpp-avx2``, ``cpp-generic`` or ``torch ...``."""
+    """Which path CPU tensors take: ``cpp-avx512``, ``cpp-avx2``, ``cpp-generic`` or ``torch ...``."""
     if cpu_kernel() is None:
         return _state.get(requested_backend(), (None, "torch (ACTFN_PWL_BACKEND=torch)"))[1]
     return _state[requested_backend()][1]
