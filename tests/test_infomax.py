@@ -117,6 +117,24 @@ def test_compiled_bank_kernel_matches_activation_and_loss_under_autograd(k):
     torch.testing.assert_close(got[2], knots.grad, rtol=1e-4, atol=1e-5)
 
 
+def test_bank_gives_the_same_losses_and_gradients_on_both_paths(monkeypatch):
+    # the bank's PyTorch path (no compiled kernel) against its compiled one, on one batch
+    settings = [im.Setting(a, o) for a in im.ACTIVATIONS for o in ("infomax", "variance_only")]
+    settings += [im.Setting("tanh", "reconstruction"), im.Setting("pwl", "reconstruction")]
+    x = torch.randn(2, 40, 12, generator=torch.Generator().manual_seed(5))
+    results = []
+    for backend in ("auto", "torch"):
+        monkeypatch.setenv("ACTFN_PWL_BACKEND", backend)
+        bank = im.InfoMaxBank(settings, [1, 2], 6, 12)
+        with torch.no_grad():
+            bank.knots.normal_(0, 0.5, generator=torch.Generator().manual_seed(6))
+        loss = bank.losses(x)
+        loss.sum().backward()
+        results.append((loss.detach(), bank.weight.grad.clone(), bank.bias.grad, bank.knots.grad, bank.decoder.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_compiled_bank_kernel_propagates_nan_to_that_model_only():
     if kernels.infomax_kernel() is None:
         pytest.skip("no compiled kernel on this machine")

@@ -114,17 +114,41 @@ inline void segment16(__m512 xv, __m512 a, __m512 b, __m512 last, __m512* s, __m
   *i = _mm512_cvttps_epi32(f);
 }
 
+// Sixteen elements: out = left_i + rise_i u.
+__attribute__((always_inline)) inline void forward16(const float* x, float* out, const Table32& l, const Table32& r,
+                                                     __m512 av, __m512 bv, __m512 lv) {
+  __m512 s, u;
+  __m512i i;
+  segment16(_mm512_loadu_ps(x), av, bv, lv, &s, &i, &u);
+  _mm512_storeu_ps(out, _mm512_fmadd_ps(lookup32(r, i), u, lookup32(l, i)));
+}
+
+// Sixteen elements: gx = g slope_i (if gx), and the (g, g u) pairs into the histogram copies (if hist;
+// lanes 8..15 take copies 8..15 mod copies, see hist_add8).
+__attribute__((always_inline)) inline void backward16(const float* x, const float* g, float* gx, const Table32& sl,
+                                                      float* hist, int64_t copy_stride, int copies, __m512 av,
+                                                      __m512 bv, __m512 lv) {
+  __m512 s, u;
+  __m512i i;
+  segment16(_mm512_loadu_ps(x), av, bv, lv, &s, &i, &u);
+  const __m512 gg = _mm512_loadu_ps(g);
+  if (gx) _mm512_storeu_ps(gx, _mm512_mul_ps(gg, lookup32(sl, i)));
+  if (hist) {
+    const __m512 gu = _mm512_mul_ps(gg, u);
+    hist_add8(hist, copy_stride, copies, _mm512_castsi512_si256(i), _mm512_castps512_ps256(gg),
+              _mm512_castps512_ps256(gu));
+    hist_add8(hist, copy_stride, copies, _mm512_extracti64x4_epi64(i, 1),
+              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gg), 1)),
+              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gu), 1)), 8);
+  }
+}
+
 __attribute__((always_inline)) inline int64_t forward_run_avx512(const float* x, float* out, const float* left, const float* rise, int64_t n,
                                   int64_t last, float a, float b) {
   const Table32 l = load_table32(left, last + 1), r = load_table32(rise, last + 1);
   const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
   int64_t e = 0;
-  for (; e + 16 <= n; e += 16) {
-    __m512 s, u;
-    __m512i i;
-    segment16(_mm512_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
-    _mm512_storeu_ps(out + e, _mm512_fmadd_ps(lookup32(r, i), u, lookup32(l, i)));
-  }
+  for (; e + 16 <= n; e += 16) forward16(x + e, out + e, l, r, av, bv, lv);
   return e;
 }
 
@@ -133,21 +157,8 @@ __attribute__((always_inline)) inline int64_t backward_run_avx512(const float* x
   const Table32 sl = load_table32(slope, last + 1);
   const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
   int64_t e = 0;
-  for (; e + 16 <= n; e += 16) {
-    __m512 s, u;
-    __m512i i;
-    segment16(_mm512_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
-    const __m512 gg = _mm512_loadu_ps(g + e);
-    if (gx) _mm512_storeu_ps(gx + e, _mm512_mul_ps(gg, lookup32(sl, i)));
-    if (hist) {
-      const __m512 gu = _mm512_mul_ps(gg, u);
-      hist_add8(hist, copy_stride, copies, _mm512_castsi512_si256(i), _mm512_castps512_ps256(gg),
-                _mm512_castps512_ps256(gu));
-      hist_add8(hist, copy_stride, copies, _mm512_extracti64x4_epi64(i, 1),
-                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gg), 1)),
-                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gu), 1)), 8);
-    }
-  }
+  for (; e + 16 <= n; e += 16)
+    backward16(x + e, g + e, gx ? gx + e : nullptr, sl, hist, copy_stride, copies, av, bv, lv);
   return e;
 }
 #endif
@@ -182,12 +193,7 @@ inline void forward_planes_avx512(const float* x, float* out, const float* left,
   const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
   for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1) {
     const Table32 l = load_table32(left + c * segs, segs), r = load_table32(rise + c * segs, segs);
-    for (int64_t e = p * inner; e < (p + 1) * inner; e += 16) {
-      __m512 s, u;
-      __m512i i;
-      segment16(_mm512_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
-      _mm512_storeu_ps(out + e, _mm512_fmadd_ps(lookup32(r, i), u, lookup32(l, i)));
-    }
+    for (int64_t e = p * inner; e < (p + 1) * inner; e += 16) forward16(x + e, out + e, l, r, av, bv, lv);
   }
 }
 
@@ -198,20 +204,8 @@ inline void backward_planes_avx512(const float* x, const float* g, float* gx, co
   for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1) {
     const Table32 sl = load_table32(slope + c * segs, segs);
     float* h = hist ? hist + c * segs * 2 : nullptr;
-    for (int64_t e = p * inner; e < (p + 1) * inner; e += 16) {
-      __m512 s, u;
-      __m512i i;
-      segment16(_mm512_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
-      const __m512 gg = _mm512_loadu_ps(g + e);
-      if (gx) _mm512_storeu_ps(gx + e, _mm512_mul_ps(gg, lookup32(sl, i)));
-      if (h) {
-        const __m512 gu = _mm512_mul_ps(gg, u);
-        hist_add8(h, 0, 1, _mm512_castsi512_si256(i), _mm512_castps512_ps256(gg), _mm512_castps512_ps256(gu));
-        hist_add8(h, 0, 1, _mm512_extracti64x4_epi64(i, 1),
-                  _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gg), 1)),
-                  _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gu), 1)));
-      }
-    }
+    for (int64_t e = p * inner; e < (p + 1) * inner; e += 16)
+      backward16(x + e, g + e, gx ? gx + e : nullptr, sl, h, 0, 1, av, bv, lv);
   }
 }
 #endif
