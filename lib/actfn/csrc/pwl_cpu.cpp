@@ -187,13 +187,28 @@ __attribute__((always_inline)) inline int64_t backward_run_simd(const float* x, 
 #if defined(__AVX512F__)
 // Per-channel tables, planes whose size is a multiple of 16 and at most 32 segments: as the AVX2
 // versions below, with each plane's tables read straight into registers (no per-plane setup).
-// (Channel groups, which help the forward pass, made this one slower: three streams, not two.)
+// (Channel groups, and samples side by side, which help the forward pass, made this one slower: with
+// one histogram per channel, side-by-side planes chain their updates through memory, and a copy per
+// sample costs more to zero and sum than it saves.)
 inline void forward_planes_avx512(const float* x, float* out, const float* left, const float* rise, int64_t segs,
                                   int64_t inner, int64_t channels, int64_t planes, int64_t last, float a, float b) {
   const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
   for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1) {
     const Table32 l = load_table32(left + c * segs, segs), r = load_table32(rise + c * segs, segs);
     for (int64_t e = p * inner; e < (p + 1) * inner; e += 16) forward16(x + e, out + e, l, r, av, bv, lv);
+  }
+}
+
+// Per-channel tables, 16-element (4x4) planes: channel after channel, `samples` samples side by
+// side, so that each channel's tables are read once for them all (read per plane, they cost more than
+// the plane; in channel groups, the group's tables stay in L1 but the reads jump every 4 KB).
+inline void forward_samples_avx512(const float* x, float* out, const float* left, const float* rise, int64_t segs,
+                                   int64_t channels, int64_t samples, int64_t last, float a, float b) {
+  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
+  const int64_t stride = channels * 16;
+  for (int64_t c = 0; c < channels; ++c) {
+    const Table32 l = load_table32(left + c * segs, segs), r = load_table32(rise + c * segs, segs);
+    for (int64_t o = 0; o < samples; ++o) forward16(x + o * stride + c * 16, out + o * stride + c * 16, l, r, av, bv, lv);
   }
 }
 
@@ -264,6 +279,7 @@ T* zeroed_scratch(size_t n) {
   return buffer.data();
 }
 
+constexpr int64_t kSideBySide = 8;  // 4x4 planes in the forward pass: samples read side by side
 constexpr int64_t kGroupChannels = 64;  // per-channel small planes: channels whose tables are read together
 constexpr int kCopies = 16;  // interleaved histogram copies, one per lane (see hist_add8)
 constexpr int64_t kWalkPlanes = kChunk / 16;  // per-channel planes at least this large: walk each channel's planes
@@ -320,9 +336,15 @@ void forward_kernel(const scalar_t* x, scalar_t* out, const acc_t* left, const a
     const int64_t o0 = bb * per_block, o1 = std::min(L.outer, be * per_block);
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<scalar_t, float>) {
+      if (L.inner == 16 && last < 32) {
+        for (int64_t o = o0; o < o1; o += kSideBySide)
+          forward_samples_avx512(x + o * plane_block, out + o * plane_block, left, rise, L.segs, L.channels,
+                                 std::min(kSideBySide, o1 - o), last, a, b);
+        return;
+      }
       if (L.inner % 16 == 0 && last < 32) {
-        // groups of channels, sample after sample within a group: the group's tables stay in L1 (all
-        // channels' tables would not, and with 4x4 planes they would cost more reads than the data)
+        // larger planes: groups of channels, sample after sample within a group, so that the group's
+        // tables stay in L1 (all channels' tables would not)
         for (int64_t c0 = 0; c0 < L.channels; c0 += kGroupChannels) {
           const int64_t cg = std::min<int64_t>(kGroupChannels, L.channels - c0);
           for (int64_t o = o0; o < o1; ++o) {
@@ -454,8 +476,26 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
 
 // Tables in the accumulation type: left value y_i and rise y_{i+1} - y_i of each segment, one row of
 // segs per knot row (plain loops: a dozen tensor ops on 33 numbers cost more than a small layer's pass).
+// Tables on cache-line boundaries: a 33-knot row is two 64-byte vectors, which a misaligned row
+// splits over three lines (measured: a quarter of the per-channel forward pass on 4x4 planes).
+template <typename T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <typename U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <typename U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
+template <typename T>
+using Table = std::vector<T, CacheLineAllocator<T>>;
+
 template <typename acc_t>
-void tables(const torch::Tensor& y, std::vector<acc_t>& left, std::vector<acc_t>& rise) {
+void tables(const torch::Tensor& y, Table<acc_t>& left, Table<acc_t>& rise) {
   auto ya = y.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();
   const int64_t n = ya.size(-1), rows = ya.numel() / n;
   const acc_t* v = ya.template data_ptr<acc_t>();
@@ -484,7 +524,7 @@ torch::Tensor pwl_forward(torch::Tensor x, torch::Tensor y, double lo, double hi
   const double h = (hi - lo) / double(L.segs);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "pwl_forward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    std::vector<acc_t> left, rise;
+    Table<acc_t> left, rise;
     tables(y, left, rise);
     forward_kernel<scalar_t, acc_t>(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), left.data(), rise.data(), L,
                                     acc_t(1.0 / h), acc_t(-lo / h));
@@ -505,7 +545,7 @@ std::vector<torch::Tensor> pwl_backward(torch::Tensor grad, torch::Tensor x, tor
   if (need_x) gx = torch::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "pwl_backward", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    std::vector<acc_t> left, slope;
+    Table<acc_t> left, slope;
     tables(y, left, slope);
     for (auto& v : slope) v /= acc_t(h);
     const int64_t rows = L.per_channel ? y.size(0) : 1;
