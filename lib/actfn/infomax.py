@@ -272,17 +272,17 @@ class StackedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight, bias, x, bf16: bool):
         s, g, k, d = weight.shape
-        zt = torch.empty(s, g * k, x.shape[1], dtype=weight.dtype, device=weight.device)
         w, b = weight.view(s, g * k, d), bias.view(s, g * k, 1)
+        if bf16:
+            # what autocast does (bfloat16 operands, bias included, a bfloat16 product), with each
+            # operand cast once for all seeds rather than once per product
+            w, b, x = w.to(torch.bfloat16), b.to(torch.bfloat16), x.to(torch.bfloat16)
+        zt = torch.empty(s, g * k, x.shape[1], dtype=w.dtype, device=w.device)
         for i in range(s):           # per seed: MKL runs one large product faster than a batched one
-            if bf16:
-                with bf16_products(x):
-                    zt[i] = torch.addmm(b[i], w[i], x[i].T)
-            else:
-                torch.addmm(b[i], w[i], x[i].T, out=zt[i])
+            torch.addmm(b[i], w[i], x[i].T, out=zt[i])
         ctx.save_for_backward(x)
-        ctx.weight, ctx.bf16 = weight, bf16
-        return zt
+        ctx.weight = weight
+        return zt.float() if bf16 else zt
 
     @staticmethod
     def backward(ctx, grad_zt):
@@ -292,13 +292,17 @@ class StackedLinear(torch.autograd.Function):
         if weight.grad is None or weight.grad.shape != weight.shape:
             weight.grad = torch.empty_like(weight)
         gw = weight.grad.view(s, g * k, d)
-        for i in range(s):
-            if ctx.bf16:
-                with bf16_products(x):
-                    gw[i] = torch.mm(grad_zt[i], x[i])
-            else:
+        gb = grad_zt.sum(-1).view(s, g, k)
+        if x.dtype == torch.bfloat16:        # (x was saved in bfloat16: see forward)
+            grad_zt = grad_zt.to(torch.bfloat16)
+            gw_low = torch.empty(gw.shape, dtype=torch.bfloat16)
+            for i in range(s):
+                torch.mm(grad_zt[i], x[i], out=gw_low[i])
+            gw.copy_(gw_low)
+        else:
+            for i in range(s):
                 torch.mm(grad_zt[i], x[i], out=gw[i])
-        return None, grad_zt.sum(-1).view(s, g, k), None, None
+        return None, gb, None, None
 
 
 @torch.no_grad()
