@@ -196,6 +196,40 @@ def test_unit_rows_constraint_holds():
     torch.testing.assert_close(run.bank.weight[0, 0].norm(dim=1), torch.ones(4))
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_compiled_weight_optimizer_is_adam_then_the_projection(precision):
+    # WeightAdam (adam_rows in csrc/infomax_cpu.cpp) against torch.optim.Adam followed by unit_rows_,
+    # over steps with made-up gradients; with bfloat16 products it reads the bfloat16 gradient and
+    # keeps the bfloat16 copy of the weights the next product reads
+    if kernels.infomax_kernel() is None:
+        pytest.skip("no compiled kernel on this machine")
+    settings = [im.Setting("relu"), im.Setting("tanh", constraint="unit_rows"), im.Setting("identity")]
+    bank = im.InfoMaxBank(settings, [0, 1], 5, 30, precision)
+    bank.project_()
+    ref = bank.weight.detach().clone().requires_grad_(True)
+    torch_adam = torch.optim.Adam([ref], lr=1e-2)
+    ours = im.WeightAdam(bank, 1e-2)
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        g = torch.randn(bank.weight.shape, generator=gen)
+        if precision == "bfloat16":
+            g = g.to(torch.bfloat16)
+            ours.low.grad.copy_(g)
+        else:
+            bank.weight.grad = g.clone()
+        ref.grad = g.float()
+        torch_adam.step()
+        im.unit_rows_(ref.data[:, 1:2])
+        ours.step()
+        torch.testing.assert_close(bank.weight.detach(), ref.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bank.weight[:, 1].norm(dim=-1), torch.ones(2, 5))
+    assert not torch.allclose(bank.weight[:, 0].norm(dim=-1), torch.ones(2, 5))
+    if precision == "bfloat16":
+        assert torch.equal(ours.low.weight, bank.weight.detach().to(torch.bfloat16))
+    else:
+        assert ours.low is None
+
+
 def test_unbounded_variance_grows_the_weights():
     # identity + InfoMax without a constraint: scaling W up always lowers -log Var
     x = torch.randn(512, 8, generator=torch.Generator().manual_seed(5))

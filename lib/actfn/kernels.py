@@ -61,7 +61,7 @@ def _build(name: str = "actfn_pwl_cpu", source: Path = SOURCE, widest: bool = Fa
 
         module = cpp_extension.load(
             name=f"{name}_{variant}", sources=[str(source)],
-            extra_cflags=["-O3", "-fopenmp", *flags], extra_ldflags=["-fopenmp"], verbose=False)
+            extra_cflags=["-O3", "-fno-math-errno", "-fopenmp", *flags], extra_ldflags=["-fopenmp"], verbose=False)
     finally:
         logger.setLevel(level)
     return module, f"cpp-{variant}"

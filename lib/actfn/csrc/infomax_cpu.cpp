@@ -18,6 +18,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <vector>
 
 namespace {
@@ -332,6 +336,133 @@ std::vector<torch::Tensor> infomax_blocks(torch::Tensor zt, torch::Tensor kinds,
   return {loss, gz, gy};
 }
 
+// Adam on the bank's weight rows, with the norm-constrained variant's projection and the bfloat16 copy
+// the next step's products read, in one pass over each row while it is in cache (separately: Adam,
+// then a norm and a division over the constrained rows, then a cast, each a pass over all weights in
+// memory).  Adam as torch.optim.Adam (no weight decay, no amsgrad):
+//     m <- m + (1 - b1)(g - m),  v <- b2 v + (1 - b2) g^2,
+//     p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps),
+// then p <- p / max(||p||, 1e-12) for the rows marked in `unit` (actfn.infomax.unit_rows_).
+// `grad` is float32 or bfloat16 (the products' own output: no cast pass); `low`, if defined, receives
+// bfloat16(p).  Rows are independent: the result does not depend on the number of threads.
+namespace {
+inline float to_float(float v) { return v; }
+inline float to_float(at::BFloat16 v) { return static_cast<float>(v); }
+
+#if defined(__AVX512F__)
+inline __m512 load16(const float* g) { return _mm512_loadu_ps(g); }
+inline __m512 load16(const at::BFloat16* g) {   // bfloat16 -> float32: the 16 bits on top
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+// float32 -> bfloat16, rounding to nearest even like torch's cast (finite values; NaN rows stop training
+// before this is reached)
+inline void store16_bf16(at::BFloat16* out, __m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(rounded));
+}
+#endif
+
+// One row: Adam, returning the sum of squares of the new values (for the projection).
+template <typename grad_t>
+float adam_row(float* p, const grad_t* g, float* m, float* v, int64_t d, float b1, float b2, float step_size,
+               float root_bc2, float eps) {
+  int64_t i = 0;
+  float ss = 0.f;
+#if defined(__AVX512F__)
+  const __m512 c1 = _mm512_set1_ps(1.f - b1), vb2 = _mm512_set1_ps(b2), c2 = _mm512_set1_ps(1.f - b2);
+  const __m512 ssz = _mm512_set1_ps(step_size), rb = _mm512_set1_ps(root_bc2), ve = _mm512_set1_ps(eps);
+  __m512 acc = _mm512_setzero_ps();
+  for (; i + 16 <= d; i += 16) {
+    const __m512 gi = load16(g + i), m0 = _mm512_loadu_ps(m + i);
+    const __m512 mi = _mm512_fmadd_ps(c1, _mm512_sub_ps(gi, m0), m0);
+    const __m512 vi = _mm512_add_ps(_mm512_mul_ps(vb2, _mm512_loadu_ps(v + i)), _mm512_mul_ps(_mm512_mul_ps(c2, gi), gi));
+    _mm512_storeu_ps(m + i, mi);
+    _mm512_storeu_ps(v + i, vi);
+    const __m512 denom = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), rb), ve);
+    const __m512 pi = _mm512_sub_ps(_mm512_loadu_ps(p + i), _mm512_div_ps(_mm512_mul_ps(ssz, mi), denom));
+    _mm512_storeu_ps(p + i, pi);
+    acc = _mm512_fmadd_ps(pi, pi, acc);
+  }
+  ss = _mm512_reduce_add_ps(acc);
+#endif
+  for (; i < d; ++i) {
+    const float gi = to_float(g[i]);
+    const float mi = m[i] + (1.f - b1) * (gi - m[i]);
+    const float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const float pi = p[i] - step_size * mi / (std::sqrt(vi) / root_bc2 + eps);
+    p[i] = pi;
+    ss += pi * pi;
+  }
+  return ss;
+}
+
+template <typename grad_t>
+void adam_rows_impl(float* param, const grad_t* grad, float* m, float* v, const uint8_t* unit, at::BFloat16* low,
+                    int64_t rows, int64_t d, float b1, float b2, float step_size, float root_bc2, float eps) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / d), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* p = param + r * d;
+      const float ss = adam_row(p, grad + r * d, m + r * d, v + r * d, d, b1, b2, step_size, root_bc2, eps);
+      if (unit && unit[r]) {
+        const float norm = std::max(std::sqrt(ss), 1e-12f);
+        for (int64_t i = 0; i < d; ++i) p[i] /= norm;
+      }
+      if (low) {
+        at::BFloat16* lr = low + r * d;
+        int64_t i = 0;
+#if defined(__AVX512F__)
+        for (; i + 16 <= d; i += 16) store16_bf16(lr + i, _mm512_loadu_ps(p + i));
+#endif
+        for (; i < d; ++i) lr[i] = at::BFloat16(p[i]);
+      }
+    }
+  });
+}
+}  // namespace
+
+void adam_rows(torch::Tensor param, torch::Tensor grad, torch::Tensor exp_avg, torch::Tensor exp_avg_sq,
+               std::optional<torch::Tensor> unit_rows, std::optional<torch::Tensor> low_copy, double lr, double beta1,
+               double beta2, double eps, int64_t step) {
+  const torch::Tensor unit = unit_rows.value_or(torch::Tensor()), low = low_copy.value_or(torch::Tensor());
+  TORCH_CHECK(param.is_contiguous() && grad.is_contiguous() && exp_avg.is_contiguous() && exp_avg_sq.is_contiguous(),
+              "adam_rows: contiguous tensors");
+  TORCH_CHECK(param.scalar_type() == at::kFloat && exp_avg.scalar_type() == at::kFloat &&
+              exp_avg_sq.scalar_type() == at::kFloat, "adam_rows: float32 parameter and state");
+  TORCH_CHECK(grad.numel() == param.numel() && exp_avg.numel() == param.numel() && exp_avg_sq.numel() == param.numel(),
+              "adam_rows: parameter, gradient and state sizes differ");
+  const int64_t d = param.size(-1), rows = param.numel() / d;
+  const uint8_t* u = nullptr;
+  if (unit.defined()) {
+    TORCH_CHECK(unit.scalar_type() == at::kByte && unit.numel() == rows && unit.is_contiguous(),
+                "adam_rows: unit must be uint8, one per row");
+    u = unit.data_ptr<uint8_t>();
+  }
+  at::BFloat16* lo = nullptr;
+  if (low.defined()) {
+    TORCH_CHECK(low.scalar_type() == at::kBFloat16 && low.numel() == param.numel() && low.is_contiguous(),
+                "adam_rows: low must be a contiguous bfloat16 tensor of the parameter's size");
+    lo = low.data_ptr<at::BFloat16>();
+  }
+  const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
+  const float step_size = float(lr / bc1), root_bc2 = float(std::sqrt(bc2));
+  if (grad.scalar_type() == at::kBFloat16)
+    adam_rows_impl(param.data_ptr<float>(), grad.data_ptr<at::BFloat16>(), exp_avg.data_ptr<float>(),
+                   exp_avg_sq.data_ptr<float>(), u, lo, rows, d, float(beta1), float(beta2), step_size, root_bc2,
+                   float(eps));
+  else {
+    TORCH_CHECK(grad.scalar_type() == at::kFloat, "adam_rows: float32 or bfloat16 gradient");
+    adam_rows_impl(param.data_ptr<float>(), grad.data_ptr<float>(), exp_avg.data_ptr<float>(),
+                   exp_avg_sq.data_ptr<float>(), u, lo, rows, d, float(beta1), float(beta2), step_size, root_bc2,
+                   float(eps));
+  }
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("adam_rows", &adam_rows, "Adam + unit-row projection + bfloat16 copy, row by row (CPU)");
   m.def("infomax_blocks", &infomax_blocks, "activation + InfoMax loss (+ gradient) per model block (CPU)");
 }
