@@ -91,14 +91,16 @@ def test_batched_bank_equals_training_each_model_alone():
     torch.testing.assert_close(bank.initial_weight[0], im.xavier_weights(3, 6, 10))
 
 
-@pytest.mark.parametrize("k", [5, 8])
-def test_compiled_bank_kernel_matches_activation_and_loss_under_autograd(k):
+@pytest.mark.parametrize("k,b", [(5, 33), (8, 33), (8, 64), (12, 32), (4, 48)])
+def test_compiled_bank_kernel_matches_activation_and_loss_under_autograd(k, b):
     # InfoMaxBlocks (csrc/infomax_cpu.cpp) against activate + infomax_loss: every activation, inputs over
-    # tanh's two branches, softplus's threshold and beyond the PWL knot range, per-model loss weights
+    # tanh's two branches, softplus's threshold and beyond the PWL knot range, per-model loss weights;
+    # K a multiple of 4 and B of 16 take the AVX-512 build's register tiles (4, 2 and 1 vectors of the
+    # batch per tile in the gradient), the others its plain loops
     if kernels.infomax_kernel() is None:
         pytest.skip("no compiled kernel on this machine")
     gen = torch.Generator().manual_seed(11)
-    s, m, b = 2, len(im.ACTIVATIONS), 33
+    s, m = 2, len(im.ACTIVATIONS)
     zt = torch.randn(s, m * k, b, generator=gen) * torch.tensor([0.1, 1.0, 4.0, 30.0]).repeat(m * k)[:m * k, None]
     zt.requires_grad_(True)
     knots = (torch.randn(s, m, im.PWL_KNOTS, generator=gen) * 0.5).requires_grad_(True)

@@ -146,6 +146,65 @@ void pwl_knot_histogram(const float* z, const float* ga, int64_t n, const Pwl& p
   }
 }
 
+#if defined(__AVX512F__)
+// [sum(a0), sum(a1), sum(a2), sum(a3)]
+__attribute__((always_inline)) inline __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  auto half = [](__m512 a) {
+    return _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+  };
+  const __m256 b01 = _mm256_hadd_ps(half(a0), half(a1)), b23 = _mm256_hadd_ps(half(a2), half(a3));
+  const __m256 b = _mm256_hadd_ps(b01, b23);   // per 128-bit lane: [a0 a1 a2 a3] partial sums
+  return _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+}
+
+// C = c c^T * scale for c (K x B) row-major, K % 4 == 0, B % 16 == 0: 4 x 4 tiles of C, each a pass of
+// sixteen independent vector sums over the batch (the upper triangle, mirrored).
+void covariance_tiles(const float* c, float* C, int64_t K, int64_t B, float scale) {
+  const __m128 sv = _mm_set1_ps(scale);
+  for (int64_t i0 = 0; i0 < K; i0 += 4)
+    for (int64_t j0 = i0; j0 < K; j0 += 4) {
+      __m512 acc[4][4];
+      for (int r = 0; r < 4; ++r)
+        for (int q = 0; q < 4; ++q) acc[r][q] = _mm512_setzero_ps();
+      for (int64_t b = 0; b < B; b += 16) {
+        __m512 ci[4], cj[4];
+        for (int r = 0; r < 4; ++r) ci[r] = _mm512_loadu_ps(c + (i0 + r) * B + b);
+        for (int q = 0; q < 4; ++q) cj[q] = _mm512_loadu_ps(c + (j0 + q) * B + b);
+        for (int r = 0; r < 4; ++r)
+          for (int q = 0; q < 4; ++q) acc[r][q] = _mm512_fmadd_ps(ci[r], cj[q], acc[r][q]);
+      }
+      for (int r = 0; r < 4; ++r) {
+        alignas(16) float row[4];
+        _mm_store_ps(row, _mm_mul_ps(reduce4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]), sv));
+        for (int q = 0; q < 4; ++q) C[(i0 + r) * K + j0 + q] = C[(j0 + q) * K + i0 + r] = row[q];
+      }
+    }
+}
+
+// out = W c * scale for W (K x K), c (K x B) row-major, K % 4 == 0, B % 16 == 0: blocks of 4 rows x NB
+// vectors of the batch in registers, one pass over c's rows per block.
+template <int NB>
+void rows_times_tiles(const float* W, const float* c, float* out, int64_t K, int64_t B, float scale) {
+  for (int64_t i0 = 0; i0 < K; i0 += 4)
+    for (int64_t b0 = 0; b0 < B; b0 += 16 * NB) {
+      __m512 acc[4][NB];
+      for (int r = 0; r < 4; ++r)
+        for (int q = 0; q < NB; ++q) acc[r][q] = _mm512_setzero_ps();
+      for (int64_t j = 0; j < K; ++j) {
+        __m512 cj[NB];
+        for (int q = 0; q < NB; ++q) cj[q] = _mm512_loadu_ps(c + j * B + b0 + 16 * q);
+        for (int r = 0; r < 4; ++r) {
+          const __m512 w = _mm512_set1_ps(W[(i0 + r) * K + j]);
+          for (int q = 0; q < NB; ++q) acc[r][q] = _mm512_fmadd_ps(w, cj[q], acc[r][q]);
+        }
+      }
+      const __m512 sv = _mm512_set1_ps(scale);
+      for (int r = 0; r < 4; ++r)
+        for (int q = 0; q < NB; ++q) _mm512_storeu_ps(out + (i0 + r) * B + b0 + 16 * q, _mm512_mul_ps(acc[r][q], sv));
+    }
+}
+#endif
+
 // One model: z (K x B) -> its loss; if gz, dL/dz (K x B) and, for PWL, dL/dy into gy (P).
 // scratch holds 4 K B + 3 K K floats.
 float model_block(int64_t kind, float lam, float eps, const float* z, int64_t K, int64_t B, const Pwl& p,
@@ -185,7 +244,13 @@ float model_block(int64_t kind, float lam, float eps, const float* z, int64_t K,
   }
   // C = c c^T / (B - 1): four dot products per pass over c_i (four independent sums, not one chain)
   const float inv = 1.f / float(B - 1);
-  for (int64_t i = 0; i < K; ++i) {
+#if defined(__AVX512F__)
+  const bool tiles = K % 4 == 0 && B % 16 == 0;
+  if (tiles) covariance_tiles(a, C, K, B, inv);
+#else
+  const bool tiles = false;
+#endif
+  for (int64_t i = 0; !tiles && i < K; ++i) {
     const float* ci = a + i * B;
     int64_t j = i;
     for (; j + 4 <= K; j += 4) {
@@ -244,7 +309,14 @@ float model_block(int64_t kind, float lam, float eps, const float* z, int64_t K,
   }
   // dL/da = 2 G c / (B - 1), row by row, four rows of c per pass over the result row
   const float scale = 2.f * inv;
-  for (int64_t i = 0; i < K; ++i) {
+#if defined(__AVX512F__)
+  if (tiles) {
+    if (B % 64 == 0) rows_times_tiles<4>(C, a, ga, K, B, scale);
+    else if (B % 32 == 0) rows_times_tiles<2>(C, a, ga, K, B, scale);
+    else rows_times_tiles<1>(C, a, ga, K, B, scale);
+  }
+#endif
+  for (int64_t i = 0; !tiles && i < K; ++i) {
     float* __restrict g = ga + i * B;
     for (int64_t b = 0; b < B; ++b) g[b] = 0.f;
     int64_t j = 0;
