@@ -242,7 +242,8 @@ float model_block(int64_t kind, float lam, float eps, const float* z, int64_t K,
     const float mean = sum / float(B);
     for (int64_t b = 0; b < B; ++b) a[k * B + b] = row[b] - mean;
   }
-  // C = c c^T / (B - 1): four dot products per pass over c_i (four independent sums, not one chain)
+  // C = c c^T / (B - 1): register tiles (covariance_tiles) where the shape allows, else four dot
+  // products per pass over c_i (four independent sums, not one chain)
   const float inv = 1.f / float(B - 1);
 #if defined(__AVX512F__)
   const bool tiles = K % 4 == 0 && B % 16 == 0;
@@ -307,7 +308,8 @@ float model_block(int64_t kind, float lam, float eps, const float* z, int64_t K,
     for (int64_t j = 0; j < K; ++j) C[i * K + j] = 2.f * lam * off[i * K + j] * (inv_sd[i] * inv_sd[j]);
     C[i * K + i] += -1.f / (var + eps) - through_sd;
   }
-  // dL/da = 2 G c / (B - 1), row by row, four rows of c per pass over the result row
+  // dL/da = 2 G c / (B - 1): register tiles (rows_times_tiles) where the shape allows, else row by row,
+  // four rows of c per pass over the result row
   const float scale = 2.f * inv;
 #if defined(__AVX512F__)
   if (tiles) {

@@ -476,8 +476,8 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
     }
   }
 #endif
-  // per channel, small planes (late layers, 4x4): walking a channel's planes would stride through
-  // memory, so fixed blocks of samples are read in order, each block with one histogram per
+  // per channel, other small planes (and 4x4 without AVX-512): walking a channel's planes would stride
+  // through memory unprefetched, so fixed blocks of samples are read in order, each block with one histogram per
   // channel (see backward_planes_avx2), summed in order
   const int64_t plane_block = L.channels * L.inner, table = L.channels * L.segs * 2;
   const int64_t per_block = std::max<int64_t>(1, (std::max<int64_t>(16 * kChunk, 8 * table) + plane_block - 1) / plane_block);
