@@ -94,20 +94,48 @@ def infomax_rows(ks=(16, 32, 64), seeds=3, n=2048, epochs=2, precisions=("float3
 
 def design_time_estimate(steps=6, precisions=("float32", "bfloat16")) -> list[dict]:
     """The design's full setting (params/infomax/paper.yaml: every setting x 10 seeds, 100 epochs of
-    60,000 images, batch 128) timed by a few training steps of each K's whole bank, extrapolated."""
+    60,000 images, batch 128, metrics on the 10,000 test images), extrapolated from a few steps of
+    each K's whole bank, a few steps of the depth follow-up's bank (8 activations x 10 seeds, K2 = 32
+    on the K = 64 outputs), one linear probe and one model's metrics at full size."""
     settings = im.study_settings(im.ACTIVATIONS, [0.1, 1.0, 10.0], im.CONSTRAINTS)
     seeds = list(range(10))
-    x = torch.rand(128 * (steps + 1), 784, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(128 * (steps + 1), 784, generator=gen)
     steps_per_run = (60_000 // 128) * 100
-    rows = []
+    rows, train_hours = [], {}
     for precision in precisions:
         total = 0.0
         for k in (16, 32, 64):
             im.train_bank(settings, seeds, k, x[:256], 1, matmul_precision=precision)    # warm-up
             run = im.train_bank(settings, seeds, k, x, 1, matmul_precision=precision)
             total += run.seconds / run.steps * steps_per_run
+        train_hours[precision] = total / 3600
+    # the follow-ups and the evaluation (float32, as the chapter runs them whatever the precision)
+    depth_settings = [im.Setting(a, "infomax", 1.0) for a in im.ACTIVATIONS]
+    h = torch.randn(len(seeds), len(depth_settings), 128 * (steps + 1), 64, generator=gen)
+    im.train_bank(depth_settings, seeds, 32, h[:, :, :256], 1)
+    run = im.train_bank(depth_settings, seeds, 32, h, 1)
+    depth = run.seconds / run.steps * steps_per_run
+    y = torch.randint(0, 10, (70_000,), generator=gen)
+    f = torch.randn(70_000, 64, generator=gen) + 0.5 * torch.nn.functional.one_hot(y, 64)
+    t = time.perf_counter()
+    im.linear_probe(f[:60_000], y[:60_000], f[60_000:], y[60_000:])
+    probes = (time.perf_counter() - t) * len(im.ACTIVATIONS) * len(im.OBJECTIVES) * len(seeds)
+    x_eval = torch.rand(10_000, 784, generator=gen)
+    metrics = 0.0
+    for k in (16, 32, 64):
+        w, b = im.xavier_weights(0, k, 784), torch.zeros(k)
+        t = time.perf_counter()
+        for act in ("relu", "softmax"):
+            im.model_metrics(w, b, act, x_eval)
+        metrics += (time.perf_counter() - t) / 2 * len(settings) * len(seeds)
+    follow = (depth + probes + metrics) / 3600
+    for precision in precisions:
         rows.append({"what": f"InfoMax design's full setting ({len(settings) * len(seeds)} models per K, 3 K, "
-                             f"100 epochs), {precision}: estimated hours of training", "value": total / 3600})
+                             f"100 epochs, follow-ups included), {precision}: estimated hours",
+                     "value": train_hours[precision] + follow})
+    rows.append({"what": "  of which the follow-ups and evaluation (depth bank of 80 second layers, 320 linear "
+                         "probes, metrics of 2,400 models on 10,000 images)", "value": follow})
     return rows
 
 

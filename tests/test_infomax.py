@@ -288,3 +288,129 @@ def test_bad_study_parameters_are_named(kwargs, name):
     args = {"activations": ["relu"], "Ks": [4], "lambdas": [1.0], "seeds": [0], "epochs": 1, **kwargs}
     with pytest.raises(ValueError, match=name):
         im.check_study_parameters(**args)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_bank_with_per_model_inputs_equals_training_each_model_alone(precision):
+    # the depth follow-up's bank: every model reads its own inputs (S, G, N, D); the seed still fixes
+    # the start and the batch order, so each model is the one-model bank on its own inputs
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 4, 160, 7, generator=gen) * torch.linspace(0.5, 2.0, 4).view(1, 4, 1, 1)
+    settings = [im.Setting("relu"), im.Setting("pwl", "infomax", 10.0), im.Setting("swish", "random"),
+                im.Setting("softmax", "variance_only", 0.0, "unit_rows")]
+    seeds = [2, 9]
+    bank = im.train_bank(settings, seeds, 5, x, epochs=2, batch_size=32, matmul_precision=precision)
+    tol = dict(rtol=1e-4, atol=1e-5) if precision == "float32" else dict(rtol=1e-3, atol=1e-4)
+    for i, seed in enumerate(seeds):
+        for j, s in enumerate(settings):
+            alone = im.train_bank([s], [seed], 5, x[i, j], epochs=2, batch_size=32, matmul_precision=precision)
+            torch.testing.assert_close(bank.bank.weight[i, j], alone.bank.weight[0, 0], **tol)
+            torch.testing.assert_close(bank.bank.bias[i, j], alone.bank.bias[0, 0], **tol)
+            torch.testing.assert_close(bank.bank.knots[i, j], alone.bank.knots[0, 0], **tol)
+            np.testing.assert_allclose(bank.losses[:, i, j], alone.losses[:, 0, 0], rtol=10 * tol["rtol"], atol=1e-3)
+    # the models did learn from their own inputs: same seed, different inputs, different weights
+    assert not torch.allclose(bank.bank.weight[0, 0], bank.bank.weight[0, 1])
+    # the metrics of each model are taken on its own held-out inputs
+    records = im.bank_records(bank, x[:, :, :50])
+    expected = im.model_metrics(bank.bank.weight[1, 0].detach(), bank.bank.bias[1, 0].detach(), "relu", x[1, 0, :50])
+    assert records[len(settings)]["effective_rank"] == pytest.approx(expected["effective_rank"])
+    assert records[len(settings)]["output_correlation"] == pytest.approx(expected["output_correlation"])
+
+
+def test_per_model_inputs_are_checked_by_name():
+    x = torch.randn(2, 3, 64, 5)
+    with pytest.raises(ValueError, match="x"):
+        im.train_bank([im.Setting("relu")], [0, 1], 3, x, epochs=1, batch_size=16)
+    with pytest.raises(ValueError, match="settings"):
+        im.train_bank([im.Setting("relu"), im.Setting("tanh"), im.Setting("relu", "reconstruction")], [0, 1], 3, x,
+                      epochs=1, batch_size=16)
+
+
+def test_depth_followup_trains_each_second_layer_on_its_own_first_layer():
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn(400, 10, generator=gen) @ torch.randn(10, 10, generator=gen)
+    acts = ["relu", "tanh"]
+    records, banks = im.run_study(x[:320], x[320:], acts, [6], [1.0], [0, 1], epochs=2, batch_size=32,
+                                  show_progress=False)
+    run = banks[6]
+    rows = im.depth_followup(run, x[:320], x[320:], acts, 4, epochs=2, batch_size=32)
+    assert [(r["activation"], r["seed"]) for r in rows] == [("relu", 0), ("relu", 1), ("tanh", 0), ("tanh", 1)]
+    # the second layer of (tanh, seed 1), trained alone on its own standardised first-layer outputs
+    j = im.setting_index(run, "tanh", "infomax", 1.0)
+    h_train, h_eval = im.standardise_features(im.layer_outputs(run, 1, j, x[:320]), im.layer_outputs(run, 1, j, x[320:]))
+    alone = im.train_bank([im.Setting("tanh", "infomax", 1.0)], [1], 4, h_train, 2, 32)
+    m2 = im.bank_records(alone, h_eval)[0]
+    assert rows[3]["layer2_effective_rank"] == pytest.approx(m2["effective_rank"], rel=1e-4)
+    assert rows[3]["layer2_output_correlation"] == pytest.approx(m2["output_correlation"], rel=1e-3, abs=1e-5)
+    first = [r for r in records if (r["activation"], r["objective"], r["seed"], r["constraint"], r["lambda"])
+             == ("tanh", "infomax", 1, "none", 1.0)][0]
+    assert rows[3]["layer1_effective_rank"] == pytest.approx(first["effective_rank"])
+    assert rows[3]["K1"] == 6 and rows[3]["K2"] == 4
+
+
+def test_linear_probe_separates_separable_classes_and_not_noise():
+    gen = torch.Generator().manual_seed(13)
+    y = torch.randint(0, 3, (600,), generator=gen)
+    centres = torch.tensor([[4.0, 0.0], [0.0, 4.0], [-4.0, -4.0]])
+    f = centres[y] + torch.randn(600, 2, generator=gen)
+    assert im.linear_probe(f[:400], y[:400], f[400:], y[400:]) > 0.95
+    noise = torch.randn(600, 2, generator=gen)
+    assert im.linear_probe(noise[:400], y[:400], noise[400:], y[400:]) < 0.5
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_interrupted_bank_resumes_exactly(tmp_path, monkeypatch, precision):
+    gen = torch.Generator().manual_seed(14)
+    x = torch.randn(192, 8, generator=gen)
+    settings = [im.Setting("relu"), im.Setting("pwl", "infomax", 10.0, "unit_rows"), im.Setting("tanh", "reconstruction"),
+                im.Setting("softmax", "random")]
+    args = (settings, [1, 4], 5, x, 3)
+    kw = dict(batch_size=32, matmul_precision=precision)
+    whole = im.train_bank(*args, **kw)
+    ckpt = tmp_path / "bank.pt"
+    real_batches = im.seed_batches
+
+    def interrupted(x, seeds, epoch, batch_size):       # dies in the middle of the second epoch
+        for n, xb in enumerate(real_batches(x, seeds, epoch, batch_size)):
+            if epoch == 1 and n == 2:
+                raise KeyboardInterrupt
+            yield xb
+
+    monkeypatch.setattr(im, "seed_batches", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        im.train_bank(*args, checkpoint=ckpt, **kw)
+    monkeypatch.setattr(im, "seed_batches", real_batches)
+    assert len(torch.load(ckpt, weights_only=False)["losses"]) == 1      # the first epoch's checkpoint
+    resumed = im.train_bank(*args, checkpoint=ckpt, **kw)
+    for name in ("weight", "bias", "decoder", "knots"):
+        assert torch.equal(getattr(resumed.bank, name), getattr(whole.bank, name)), name
+    np.testing.assert_array_equal(resumed.losses, whole.losses)
+    np.testing.assert_array_equal(resumed.weight_norms, whole.weight_norms)
+    assert resumed.steps == whole.steps == 3 * 6
+    # a finished checkpoint is read back without training again
+    def no_batches(*a):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(im, "seed_batches", no_batches)
+    again = im.train_bank(*args, checkpoint=ckpt, **kw)
+    assert torch.equal(again.bank.weight, whole.bank.weight) and again.steps == whole.steps
+    monkeypatch.setattr(im, "seed_batches", real_batches)
+    # another run's checkpoint is refused by name
+    with pytest.raises(ValueError, match="checkpoint"):
+        im.train_bank(settings, [1, 4], 5, x + 1, 3, checkpoint=ckpt, **kw)
+
+
+def test_study_checkpoints_are_removed_unless_resuming(tmp_path):
+    gen = torch.Generator().manual_seed(15)
+    x = torch.randn(200, 6, generator=gen)
+    args = (x[:160], x[160:], ["relu"], [3], [1.0], [0, 1], 2)
+    first, _ = im.run_study(*args, batch_size=32, show_progress=False, checkpoint_dir=tmp_path)
+    files = list(tmp_path.glob("infomax_K3_*.pt"))
+    assert len(files) == 1
+    state = torch.load(files[0], weights_only=False)
+    state["bank"]["weight"] += 1.0          # a checkpoint that differs from what this run would compute
+    torch.save(state, files[0])
+    resumed, _ = im.run_study(*args, batch_size=32, show_progress=False, checkpoint_dir=tmp_path, resume=True)
+    assert resumed[0]["weight_norm"] != pytest.approx(first[0]["weight_norm"])     # read, not retrained
+    fresh, _ = im.run_study(*args, batch_size=32, show_progress=False, checkpoint_dir=tmp_path)
+    assert fresh[0]["weight_norm"] == pytest.approx(first[0]["weight_norm"])       # removed and retrained

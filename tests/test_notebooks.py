@@ -34,8 +34,10 @@ def test_smoke_run(chapter, tmp_path):
     params = yaml.safe_load((ROOT / "params" / chapter / "smoke.yaml").read_text())
     if chapter in WRITES_RESULTS:
         params["results_dir"] = str(tmp_path / "results")
-    if chapter == "deep_networks":
+    if chapter in ("deep_networks", "infomax"):
         params["checkpoint_dir"] = str(tmp_path / "checkpoints")
+    if chapter == "infomax":
+        params["resume"] = True       # the full setting's way: every bank checkpointed
     _execute(chapter, tmp_path, **params)
     if chapter == "unit_experiments":
         data = json.loads((tmp_path / "results" / "unit_experiments.json").read_text())
@@ -55,6 +57,8 @@ def test_smoke_run(chapter, tmp_path):
     if chapter == "infomax":
         data = json.loads((tmp_path / "results" / "infomax.json").read_text())
         assert data["dataset"] == "mnist_subset"
+        ckpts = sorted(p.name.split("_")[1] for p in (tmp_path / "checkpoints").glob("infomax_*.pt"))
+        assert ckpts == ["K4", "depth"]
         assert {r["objective"] for r in data["runs"]} == {"infomax", "variance_only", "reconstruction", "random"}
         for r in data["runs"]:
             assert {"activation", "K", "lambda", "seed", "objective", "effective_rank", "weight_redundancy", "dead_units",

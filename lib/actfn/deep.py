@@ -32,6 +32,7 @@ from .data import DATASETS, ImageData, batches
 from .fitting import fit_swish
 from .models import ACTIVATIONS, MODELS, activation_layers, build_model
 from .pwl import PiecewiseLinearActivation, piecewise_linear
+from .results import save_torch_atomic
 from .unit import snapshot_steps
 
 DEEP_MODES = ("backprop", "local_correlation")
@@ -159,12 +160,6 @@ def local_correlation_loss(layer: PiecewiseLinearActivation, z: torch.Tensor, la
     return correlation_objective(f, lab, classes)
 
 
-def _save_atomic(obj, path: Path):
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, checkpoint: str | os.PathLike | None = None,
                log=None, show_progress: bool = True, max_epochs: int | None = None,
                device: str | torch.device = "cpu") -> tuple[DeepRun, torch.nn.Module]:
@@ -264,7 +259,7 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
                 log(record)
             if ckpt is not None:
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
-                _save_atomic({"config": asdict(cfg), "epoch": epoch + 1, "model": model.state_dict(),
+                save_torch_atomic({"config": asdict(cfg), "epoch": epoch + 1, "model": model.state_dict(),
                               "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                               "history": run.history, "snapshots": run.snapshots, "seconds": run.seconds}, ckpt)
     finally:

@@ -16,8 +16,10 @@ Seeds pair the runs: seed ``s`` gives the same initial W to every setting (and t
 from __future__ import annotations
 
 import math
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +29,7 @@ from .checks import require
 from .kernels import infomax_backend, infomax_kernel
 from .memory import recycled_memory
 from .pwl import PiecewiseLinearActivation, piecewise_linear
+from .results import save_torch_atomic
 
 ACTIVATIONS = ("identity", "relu", "softmax", "tanh", "leaky_relu", "softplus", "swish", "pwl")
 OBJECTIVES = ("infomax", "variance_only", "reconstruction", "random")
@@ -260,7 +263,8 @@ def xavier_weights(seed: int, k: int, d: int) -> torch.Tensor:
 
 
 class StackedLinear(torch.autograd.Function):
-    """z^T = W x^T + b for the stacked weights W (S, G, K, D) of a bank: (S, G K, B), one product per seed.
+    """z^T = W x^T + b for the stacked weights W (S, G, K, D) of a bank: (S, G K, B), one product per seed
+    (inputs x (S, B, D), a batch per seed), or one per model (x (S, G, B, D), per-model inputs).
 
     The backward pass *writes* the weight gradient grad_z^T x into ``weight.grad`` (allocated once)
     instead of returning it: a fresh tensor the size of all the weights every step cost more than the
@@ -280,9 +284,13 @@ class StackedLinear(torch.autograd.Function):
             # operand cast once for all seeds rather than once per product
             w = low.weight.view(s, g * k, d) if low is not None else w.to(torch.bfloat16)
             b, x = b.to(torch.bfloat16), x.to(torch.bfloat16)
-        zt = torch.empty(s, g * k, x.shape[1], dtype=w.dtype, device=w.device)
-        for i in range(s):           # per seed: MKL runs one large product faster than a batched one
-            torch.addmm(b[i], w[i], x[i].T, out=zt[i])
+        if x.dim() == 4:             # per-model inputs (S, G, B, D): one small product per model
+            zt = torch.baddbmm(b.reshape(s * g, k, 1), w.reshape(s * g, k, d),
+                               x.reshape(s * g, -1, d).transpose(1, 2)).view(s, g * k, -1)
+        else:
+            zt = torch.empty(s, g * k, x.shape[1], dtype=w.dtype, device=w.device)
+            for i in range(s):       # per seed: MKL runs one large product faster than a batched one
+                torch.addmm(b[i], w[i], x[i].T, out=zt[i])
         ctx.save_for_backward(x)
         ctx.weight, ctx.low = weight, (low if bf16 else None)
         return zt.float() if bf16 else zt
@@ -298,15 +306,22 @@ class StackedLinear(torch.autograd.Function):
         if x.dtype == torch.bfloat16:        # (x was saved in bfloat16: see forward)
             grad_zt = grad_zt.to(torch.bfloat16)
             gw_low = low.grad.view(s, g * k, d) if low is not None else torch.empty(s, g * k, d, dtype=torch.bfloat16)
-            for i in range(s):
-                torch.mm(grad_zt[i], x[i], out=gw_low[i])
+            StackedLinear._weight_grad(grad_zt, x, gw_low, g)
             if low is None:
                 weight.grad.view(s, g * k, d).copy_(gw_low)
         else:
-            gw = weight.grad.view(s, g * k, d)
-            for i in range(s):
-                torch.mm(grad_zt[i], x[i], out=gw[i])
+            StackedLinear._weight_grad(grad_zt, x, weight.grad.view(s, g * k, d), g)
         return None, gb, None, None, None
+
+    @staticmethod
+    def _weight_grad(grad_zt, x, out, g: int):
+        """grad_W = grad_z^T x into ``out`` (S, G K, D): per seed, or per model for inputs (S, G, B, D)."""
+        s, gk, d = out.shape
+        if x.dim() == 4:
+            torch.bmm(grad_zt.reshape(s * g, gk // g, -1), x.reshape(s * g, -1, d), out=out.view(s * g, gk // g, d))
+        else:
+            for i in range(s):
+                torch.mm(grad_zt[i], x[i], out=out[i])
 
 
 class LowPrecisionWeights:
@@ -437,24 +452,41 @@ class BankRun:
 
 
 def seed_batches(x: torch.Tensor, seeds: list[int], epoch: int, batch_size: int):
-    """Per epoch, one shuffled order per seed; yields (S, B, D) batches (the last partial batch dropped,
-    so that every step sees B samples and the batch statistics mean the same thing)."""
-    n = x.shape[0]
+    """Per epoch, one shuffled order per seed; yields (S, B, D) batches of the shared inputs ``x``
+    (N, D), or (S, G, B, D) of per-model inputs (S, G, N, D) (the last partial batch dropped, so that
+    every step sees B samples and the batch statistics mean the same thing)."""
+    n = x.shape[-2]
     orders = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(s * 1_000_003 + epoch))
                           for s in seeds])
     for start in range(0, n - batch_size + 1, batch_size):
-        yield x[orders[:, start:start + batch_size]]
+        if x.dim() == 4:     # each seed's order, applied to the inputs of every model of that seed
+            yield torch.stack([x[i][:, orders[i, start:start + batch_size]] for i in range(len(seeds))])
+        else:
+            yield x[orders[:, start:start + batch_size]]
 
 
 def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tensor, epochs: int,
                batch_size: int = 128, lr: float = 1e-3, show_progress: bool = False, desc: str = "",
-               matmul_precision: str = "float32") -> BankRun:
-    """Train every (seed, setting) model on ``x`` (N, D) with Adam; the random models stay at init."""
+               matmul_precision: str = "float32", checkpoint: str | os.PathLike | None = None) -> BankRun:
+    """Train every (seed, setting) model on ``x`` with Adam; the random models stay at init.
+
+    ``x``: the inputs every model sees, (N, D), or each model's own inputs, (S, G, N, D) for
+    ``len(seeds)`` x ``len(settings)`` models (the depth follow-up: each second layer reads its own
+    first layer's outputs); either way the seed fixes the initial W and the order of the batches.
+
+    ``checkpoint``: a file written (atomically) after every epoch; if it exists, training continues
+    from it and ends exactly where the uninterrupted run would (the batches depend only on seed and
+    epoch).  A checkpoint of other settings, seeds, data or hyperparameters is refused by name.
+    """
     require(isinstance(epochs, int) and epochs >= 1, "epochs", epochs, "must be an integer >= 1")
-    require(isinstance(batch_size, int) and 2 <= batch_size <= x.shape[0], "batch_size", batch_size,
-            f"must be an integer in [2, {x.shape[0]}] (the training set size)")
+    require(x.dim() == 2 or (x.dim() == 4 and tuple(x.shape[:2]) == (len(seeds), len(settings))), "x",
+            tuple(x.shape), f"must be (N, D), or (S, G, N, D) = ({len(seeds)}, {len(settings)}, N, D): per-model inputs")
+    require(x.dim() == 2 or all(s.objective != "reconstruction" for s in settings), "settings", settings,
+            "must not hold reconstruction models when the inputs are per model")
+    require(isinstance(batch_size, int) and 2 <= batch_size <= x.shape[-2], "batch_size", batch_size,
+            f"must be an integer in [2, {x.shape[-2]}] (the training set size)")
     torch.manual_seed(0)
-    bank = InfoMaxBank(settings, seeds, k, x.shape[1], matmul_precision)
+    bank = InfoMaxBank(settings, seeds, k, x.shape[-1], matmul_precision)
     # the random baseline never moves (its gradient is zero): only the other models are trained, as
     # a bank of their own, and copied into the full bank at the end
     trained_index = [j for j, s in enumerate(settings) if s.objective != "random"]
@@ -465,8 +497,13 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
     t0 = time.perf_counter()
     steps = 0
     if trained_index:
-        run = _train(InfoMaxBank([settings[j] for j in trained_index], seeds, k, x.shape[1], matmul_precision),
-                     x, epochs, batch_size, lr, show_progress, desc or f"K={k}, {len(seeds) * len(settings)} models")
+        x_trained = x[:, trained_index] if x.dim() == 4 and len(trained_index) < len(settings) else x
+        config = {"settings": [asdict(s) for s in settings], "seeds": list(seeds), "K": k, "epochs": epochs,
+                  "batch_size": batch_size, "lr": lr, "matmul_precision": matmul_precision,
+                  "data": data_fingerprint(x)} if checkpoint else None
+        run = _train(InfoMaxBank([settings[j] for j in trained_index], seeds, k, x.shape[-1], matmul_precision),
+                     x_trained, epochs, batch_size, lr, show_progress, desc or f"K={k}, {len(seeds) * len(settings)} models",
+                     Path(checkpoint) if checkpoint else None, config)
         with torch.no_grad():
             for name in ("weight", "bias", "knots"):
                 getattr(bank, name)[:, trained_index] = getattr(run.bank, name)
@@ -475,12 +512,22 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
         norms = np.repeat(np.array(norms), epochs + 1, axis=0)
         norms[:, :, trained_index] = run.weight_norms
         steps = run.steps
-    return BankRun(bank, hist, np.array(norms), time.perf_counter() - t0, steps, initial)
+    seconds = run.seconds if trained_index else time.perf_counter() - t0   # (training time, resumed runs included)
+    return BankRun(bank, hist, np.array(norms), seconds, steps, initial)
+
+
+def data_fingerprint(x: torch.Tensor) -> str:
+    """A digest of a tensor's shape and values: a checkpoint is resumed only on the data it was trained on."""
+    import hashlib
+
+    digest = hashlib.sha256(str(tuple(x.shape)).encode())
+    digest.update(x.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr: float, show_progress: bool,
-           desc: str) -> BankRun:
-    """Train every model of ``bank`` on ``x`` (N, D) with Adam: the loop of :func:`train_bank`."""
+           desc: str, checkpoint: Path | None = None, config: dict | None = None) -> BankRun:
+    """Train every model of ``bank`` on ``x`` with Adam: the loop of :func:`train_bank`."""
     seeds = bank.seeds
     bank.project_()
     # Adam is elementwise: each model keeps its own state.  The weights, most of the parameters, take
@@ -493,11 +540,22 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
     norms = [bank.weight.detach().norm(dim=-1).mean(-1).numpy()]
     hist = []
     steps = 0
+    seconds = 0.0
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["config"] != config:
+            raise ValueError(f"checkpoint {checkpoint} was written by other settings, seeds, data or "
+                             f"hyperparameters; remove it or choose another checkpoint path")
+        bank.load_state_dict(state["bank"])
+        opt.load_state_dict(state["optimizer"])
+        if weight_opt is not None:
+            weight_opt.load_state_dict(state["weight_optimizer"])
+        hist, norms, steps, seconds = state["losses"], state["weight_norms"], state["steps"], state["seconds"]
     t0 = time.perf_counter()
-    epoch_iter = range(epochs)
+    epoch_iter = range(len(hist), epochs)
     if show_progress:
         from .progress import progress
-        epoch_iter = progress(epoch_iter, desc=desc, leave=False)
+        epoch_iter = progress(epoch_iter, desc=desc, leave=False, initial=len(hist), total=epochs)
     with recycled_memory():   # see actfn.memory: a step reuses the last step's pages
         for epoch in epoch_iter:
             total = torch.zeros(len(seeds), len(bank.settings))
@@ -508,7 +566,8 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
                 objective = loss.sum()
                 if not torch.isfinite(objective):
                     bad = [(seeds[i], bank.settings[j]) for i, j in zip(*torch.nonzero(~torch.isfinite(loss)).T.tolist())]
-                    raise FloatingPointError(f"non-finite InfoMax loss at epoch {epoch + 1} for {bad[:3]}")
+                    raise FloatingPointError(f"non-finite InfoMax loss at epoch {epoch + 1} for {bad[:3]}; the last "
+                                             f"good checkpoint is {checkpoint if checkpoint else 'not kept (no checkpoint path)'}")
                 for p in (bank.bias, bank.decoder, bank.knots):
                     p.grad = None        # (the weight's gradient is overwritten: see StackedLinear)
                 objective.backward()
@@ -522,7 +581,12 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
                 steps += 1
             hist.append((total / count).numpy())
             norms.append(bank.weight.detach().norm(dim=-1).mean(-1).numpy())
-    return BankRun(bank, np.array(hist), np.array(norms), time.perf_counter() - t0, steps)
+            if checkpoint is not None:
+                save_torch_atomic({"config": config, "bank": bank.state_dict(), "optimizer": opt.state_dict(),
+                                   "weight_optimizer": weight_opt.state_dict() if weight_opt is not None else None,
+                                   "losses": hist, "weight_norms": norms, "steps": steps,
+                                   "seconds": seconds + time.perf_counter() - t0}, checkpoint)
+    return BankRun(bank, np.array(hist), np.array(norms), seconds + time.perf_counter() - t0, steps)
 
 
 class WeightAdam:
@@ -542,6 +606,17 @@ class WeightAdam:
             unit[:, lo:hi] = 1
         self.unit = unit if bank.unit_row_runs else None
         self.low = LowPrecisionWeights(bank.weight) if bank.bf16 else None
+
+    def state_dict(self) -> dict:
+        return {"t": self.t, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq,
+                "low_weight": self.low.weight if self.low is not None else None}
+
+    def load_state_dict(self, state: dict):
+        self.t = state["t"]
+        self.exp_avg.copy_(state["exp_avg"])
+        self.exp_avg_sq.copy_(state["exp_avg_sq"])
+        if self.low is not None:
+            self.low.weight.copy_(state["low_weight"])
 
     @torch.no_grad()
     def step(self):
@@ -774,14 +849,15 @@ def check_study_parameters(activations, Ks, lambdas, seeds, epochs, constraints=
 
 
 def bank_records(run: BankRun, x_eval: torch.Tensor) -> list[dict]:
-    """One record per (seed, setting) of a trained bank: the setting, the metrics on ``x_eval``, the curve."""
+    """One record per (seed, setting) of a trained bank: the setting, the metrics on ``x_eval`` (N, D),
+    or on each model's own (S, G, N, D), the curve."""
     bank = run.bank
     records = []
     for i, seed in enumerate(bank.seeds):
         for j, s in enumerate(bank.settings):
             w, b = bank.weight[i, j].detach(), bank.bias[i, j].detach()
             knots = bank.knots[i, j].detach() if s.activation == "pwl" else None
-            m = model_metrics(w, b, s.activation, x_eval, lam=s.lam if s.objective == "infomax" else 1.0, knots=knots)
+            m = model_metrics(w, b, s.activation, x_eval[i, j] if x_eval.dim() == 4 else x_eval, lam=s.lam if s.objective == "infomax" else 1.0, knots=knots)
             curve = run.losses[:, i, j]
             records.append({
                 "activation": s.activation, "K": bank.k, "lambda": s.lam if s.objective == "infomax" else None,
@@ -795,16 +871,41 @@ def bank_records(run: BankRun, x_eval: torch.Tensor) -> list[dict]:
     return records
 
 
+def checkpoint_path(checkpoint_dir, name: str, settings, seeds, k, epochs, batch_size, lr, matmul_precision,
+                    x: torch.Tensor, resume: bool) -> Path:
+    """The checkpoint file of one bank, named by everything it depends on; removed unless ``resume``."""
+    import hashlib
+    import json
+
+    key = json.dumps([[asdict(s) for s in settings], list(seeds), k, epochs, batch_size, lr, matmul_precision,
+                      data_fingerprint(x)], sort_keys=True)
+    path = Path(checkpoint_dir) / f"infomax_{name}_{hashlib.sha256(key.encode()).hexdigest()[:10]}.pt"
+    if not resume and path.exists():
+        path.unlink()
+    return path
+
+
 def run_study(x_train: torch.Tensor, x_eval: torch.Tensor, activations, Ks, lambdas, seeds, epochs: int,
               constraints=("none",), batch_size: int = 128, lr: float = 1e-3, show_progress: bool = True,
-              matmul_precision: str = "float32"):
-    """Train one bank per K on ``x_train``; returns (records, {K: BankRun})."""
+              matmul_precision: str = "float32", checkpoint_dir: str | os.PathLike | None = None,
+              resume: bool = False):
+    """Train one bank per K on ``x_train``; returns (records, {K: BankRun}).
+
+    With ``checkpoint_dir``, each K's bank writes a checkpoint there after every epoch (see
+    :func:`train_bank`); ``resume=False`` removes an existing one of the same run first (the numbers
+    come from this execution), ``resume=True`` continues from it.
+    """
     check_study_parameters(activations, Ks, lambdas, seeds, epochs, constraints)
     settings = study_settings(activations, lambdas, constraints)
     records, banks = [], {}
     for k in Ks:
+        ckpt = None
+        if checkpoint_dir:
+            ckpt = checkpoint_path(checkpoint_dir, f"K{k}", settings, seeds, k, epochs, batch_size, lr,
+                                   matmul_precision, x_train, resume)
         run = train_bank(settings, list(seeds), k, x_train, epochs, batch_size, lr, show_progress=show_progress,
-                         desc=f"K={k}: {len(settings) * len(seeds)} models", matmul_precision=matmul_precision)
+                         desc=f"K={k}: {len(settings) * len(seeds)} models", matmul_precision=matmul_precision,
+                         checkpoint=ckpt)
         banks[k] = run
         records += bank_records(run, x_eval)
     return records, banks
@@ -925,17 +1026,32 @@ def setting_index(run: BankRun, activation: str, objective: str, lam: float | No
 
 
 def depth_followup(run: BankRun, x_train, x_eval, activations, k2: int, epochs: int, lam: float = 1.0,
-                   batch_size: int = 128, lr: float = 1e-3, show_progress: bool = False) -> list[dict]:
+                   batch_size: int = 128, lr: float = 1e-3, show_progress: bool = False,
+                   checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> list[dict]:
     """Greedy stacking: a second InfoMax layer (K2 units, same activation) on the standardised outputs of
-    each seed's trained first layer; metrics of both layers on held-out data, per activation and seed."""
+    each seed's trained first layer; metrics of both layers on held-out data, per activation and seed.
+
+    Every second layer is trained at once, as one bank (seeds x activations) whose models each read
+    their own first layer's outputs: the same models as training each one alone (tested)."""
+    seeds = run.bank.seeds
+    first = [setting_index(run, act, "infomax", lam) for act in activations]
+    h_train, h_eval = [], []
+    for i in range(len(seeds)):
+        pairs = [standardise_features(layer_outputs(run, i, j, x_train), layer_outputs(run, i, j, x_eval)) for j in first]
+        h_train.append(torch.stack([p[0] for p in pairs]))
+        h_eval.append(torch.stack([p[1] for p in pairs]))
+    settings, h_train = [Setting(act, "infomax", lam) for act in activations], torch.stack(h_train)
+    ckpt = None
+    if checkpoint_dir:
+        ckpt = checkpoint_path(checkpoint_dir, f"depth_K{k2}", settings, seeds, k2, epochs, batch_size, lr, "float32",
+                               h_train, resume)
+    second = train_bank(settings, seeds, k2, h_train, epochs, batch_size, lr, show_progress=show_progress,
+                        desc=f"depth: {len(activations) * len(seeds)} second layers", checkpoint=ckpt)
+    records = bank_records(second, torch.stack(h_eval))
     rows = []
-    for act in activations:
-        j = setting_index(run, act, "infomax", lam)
-        for i, seed in enumerate(run.bank.seeds):
-            h_train, h_eval = standardise_features(layer_outputs(run, i, j, x_train), layer_outputs(run, i, j, x_eval))
-            second = train_bank([Setting(act, "infomax", lam)], [seed], k2, h_train, epochs, batch_size, lr,
-                                show_progress=show_progress, desc=f"depth: {act}, seed {seed}")
-            m2 = bank_records(second, h_eval)[0]
+    for g, (act, j) in enumerate(zip(activations, first)):
+        for i, seed in enumerate(seeds):
+            m2 = records[i * len(activations) + g]
             m1 = model_metrics(run.bank.weight[i, j].detach(), run.bank.bias[i, j].detach(), act, x_eval, lam,
                                run.bank.knots[i, j].detach() if act == "pwl" else None)
             rows.append({"activation": act, "seed": seed, "K1": run.bank.k, "K2": k2,

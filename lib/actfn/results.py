@@ -57,3 +57,16 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def save_torch_atomic(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path`` (checkpoints:
+    an interrupted write leaves the last good one in place)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
