@@ -130,11 +130,12 @@ def main():
     args = ap.parse_args()
     names = [n for n in SECTIONS if not (args.no_build and n == "build")]
     info = machine()
-    print(describe(info) + f"; PWL path on the CPU: {kernels.backend()}; InfoMax bank path: {kernels.infomax_backend()}")
+    print(describe(info) + f"; PWL path on the CPU: {kernels.backend()}; InfoMax bank path: {kernels.infomax_backend()}, "
+          f"float32 products: {kernels.products_backend()}")
     rows = run_sections(names, echo=True)
     out = results_dir() / "benchmarks.json"
     write_json_atomic(out, {"machine": info, "pwl_path": kernels.backend(), "infomax_path": kernels.infomax_backend(),
-                            "date": dt.datetime.now().isoformat(timespec="seconds"),
+                            "products": kernels.products_backend(), "date": dt.datetime.now().isoformat(timespec="seconds"),
                             "command": "make bench" + (" BENCH_ARGS=--no-build" if args.no_build else ""), "rows": rows})
     print("\nwrote", out)
 

@@ -169,6 +169,30 @@ def test_a_failed_build_warns_and_falls_back_only_in_auto(monkeypatch):
     monkeypatch.setenv("ACTFN_PWL_BACKEND", "cpp")
     with pytest.raises(kernels.KernelUnavailable, match="infomax_cpu.cpp"):
         kernels.infomax_kernel()
+    # and oneDNN's product: torch.mm instead, or an error with cpp
+    monkeypatch.setenv("ACTFN_PWL_BACKEND", "auto")
+    with pytest.warns(RuntimeWarning, match="torch.mm"):
+        assert kernels.onednn_matmul() is None
+    assert kernels.products_backend() == "torch.mm"
+    monkeypatch.setenv("ACTFN_PWL_BACKEND", "cpp")
+    with pytest.raises(kernels.KernelUnavailable, match="onednn_matmul.cpp"):
+        kernels.onednn_matmul()
+
+
+@pytest.mark.skipif(kernels.onednn_matmul() is None, reason="PyTorch without oneDNN")
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_onednn_product_into_an_output_equals_torch_mm(beta):
+    gen = torch.Generator().manual_seed(7)
+    a = torch.randn(70, 300, generator=gen)
+    b = torch.randn(33, 300, generator=gen).T                # a transposed view, as the bank passes x^T
+    out = torch.randn(80, 33, generator=gen)[5:75]          # a slice of a larger tensor, written in place
+    start, whole = out.clone(), out._base.clone()
+    kernels.onednn_matmul().matmul_into(a, b, out, beta)
+    torch.testing.assert_close(out, a @ b + beta * start, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(out._base[:5], whole[:5], rtol=0, atol=0)          # nothing outside it touched
+    torch.testing.assert_close(out._base[75:], whole[75:], rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="shapes"):
+        kernels.onednn_matmul().matmul_into(a, b.T, out, 0.0)
 
 
 @pytest.mark.parametrize("blocks", [1, 7, 64])

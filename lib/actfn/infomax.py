@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import require
-from .kernels import infomax_backend, infomax_kernel
+from .kernels import infomax_backend, infomax_kernel, onednn_matmul
 from .memory import recycled_memory
 from .pwl import PiecewiseLinearActivation, piecewise_linear
 from .results import save_torch_atomic
@@ -284,9 +284,14 @@ class StackedLinear(torch.autograd.Function):
             # operand cast once for all seeds rather than once per product
             w = low.weight.view(s, g * k, d) if low is not None else w.to(torch.bfloat16)
             b, x = b.to(torch.bfloat16), x.to(torch.bfloat16)
+        mm = onednn_matmul() if w.dtype == torch.float32 and w.device.type == "cpu" else None
         if x.dim() == 4:             # per-model inputs (S, G, B, D): one small product per model
             zt = torch.baddbmm(b.reshape(s * g, k, 1), w.reshape(s * g, k, d),
                                x.reshape(s * g, -1, d).transpose(1, 2)).view(s, g * k, -1)
+        elif mm is not None:         # float32 on the CPU: oneDNN's product (actfn.kernels.onednn_matmul)
+            zt = b.expand(s, g * k, x.shape[1]).contiguous()
+            for i in range(s):
+                mm.matmul_into(w[i], x[i].T, zt[i], 1.0)
         else:
             zt = torch.empty(s, g * k, x.shape[1], dtype=w.dtype, device=w.device)
             for i in range(s):       # per seed: MKL runs one large product faster than a batched one
@@ -317,8 +322,12 @@ class StackedLinear(torch.autograd.Function):
     def _weight_grad(grad_zt, x, out, g: int):
         """grad_W = grad_z^T x into ``out`` (S, G K, D): per seed, or per model for inputs (S, G, B, D)."""
         s, gk, d = out.shape
+        mm = onednn_matmul() if out.dtype == torch.float32 and out.device.type == "cpu" else None
         if x.dim() == 4:
             torch.bmm(grad_zt.reshape(s * g, gk // g, -1), x.reshape(s * g, -1, d), out=out.view(s * g, gk // g, d))
+        elif mm is not None:
+            for i in range(s):
+                mm.matmul_into(grad_zt[i], x[i], out[i], 0.0)
         else:
             for i in range(s):
                 torch.mm(grad_zt[i], x[i], out=out[i])

@@ -1,7 +1,9 @@
 """The compiled CPU kernels, and which path is in use.
 
 Two kernels: the piecewise-linear activation (``csrc/pwl_cpu.cpp``, :func:`cpu_kernel`) and the InfoMax
-bank's per-model work between its matrix products (``csrc/infomax_cpu.cpp``, :func:`infomax_kernel`).
+bank's per-model work between its matrix products (``csrc/infomax_cpu.cpp``, :func:`infomax_kernel`);
+and a float32 matrix product into a given output by oneDNN (``csrc/onednn_matmul.cpp``,
+:func:`onednn_matmul`), the InfoMax bank's products.
 Each is compiled on first use with :func:`torch.utils.cpp_extension.load` (g++ and ninja; about 25 s
 once, then cached in ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``).
 ``ACTFN_PWL_BACKEND`` chooses the path for both:
@@ -25,6 +27,7 @@ import torch
 BACKENDS = ("auto", "cpp", "torch")
 SOURCE = Path(__file__).with_name("csrc") / "pwl_cpu.cpp"
 INFOMAX_SOURCE = Path(__file__).with_name("csrc") / "infomax_cpu.cpp"
+MATMUL_SOURCE = Path(__file__).with_name("csrc") / "onednn_matmul.cpp"
 
 _state: dict = {}
 
@@ -105,6 +108,33 @@ def infomax_kernel():
                           RuntimeWarning, stacklevel=3)
             _state[key] = (None, "torch (compiled kernel unavailable)")
     return _state[key][0]
+
+
+def onednn_matmul():
+    """``matmul_into(a, b, out, beta)``: out = a b + beta out for float32 CPU tensors, by oneDNN (see
+    ``csrc/onednn_matmul.cpp`` for why), or ``None``: the PyTorch path is asked for, PyTorch has no
+    oneDNN, or the module cannot be built (said once; an error with ``ACTFN_PWL_BACKEND=cpp``);
+    callers then use torch.mm."""
+    requested = requested_backend()
+    if requested == "torch" or not torch.backends.mkldnn.is_available():
+        return None
+    key = ("matmul", requested)
+    if key not in _state:
+        try:
+            _state[key] = _build("actfn_onednn_matmul", MATMUL_SOURCE)
+        except Exception as err:
+            if requested == "cpp":
+                raise KernelUnavailable(f"ACTFN_PWL_BACKEND=cpp but {MATMUL_SOURCE.name} could not be built: "
+                                        f"{err}") from err
+            warnings.warn(f"actfn: oneDNN's matrix product could not be loaded ({type(err).__name__}); the "
+                          "InfoMax bank's float32 products use torch.mm.", RuntimeWarning, stacklevel=3)
+            _state[key] = (None, "torch.mm")
+    return _state[key][0]
+
+
+def products_backend() -> str:
+    """Which library the InfoMax bank's float32 products run on: ``oneDNN`` or ``torch.mm``."""
+    return "oneDNN" if onednn_matmul() is not None else "torch.mm"
 
 
 def backend() -> str:
