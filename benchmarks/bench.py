@@ -63,7 +63,8 @@ SECTIONS = {
     "compile": ("torch.compile and torch.export", unit_benchmarks.compile_rows),
     "deep": ("Deep networks: one training step", deep_benchmarks.deep_rows),
     "trainers": ("Unit trainers", unit_benchmarks.trainer_rows),
-    "infomax": ("InfoMax trainer", lambda: infomax_benchmarks.infomax_rows() + infomax_benchmarks.design_time_estimate()),
+    "infomax": ("InfoMax trainer", lambda: infomax_benchmarks.infomax_rows() + infomax_benchmarks.depth_rows()
+                + infomax_benchmarks.design_time_estimate()),
     "build": ("Book build", unit_benchmarks.build_rows),
 }
 

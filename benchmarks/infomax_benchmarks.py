@@ -12,7 +12,9 @@ The models: the chapter's settings for one K (every activation x objective x lam
   has the bank's fused Adam and closed-form loss gradient).
 
 The figure is model-epochs per second, batched ÷ each loop, with float32 matrix products and with
-bfloat16 ones (float32 accumulation; both trainers use the same precision in each comparison).  Writes results/benchmarks_infomax.json.
+bfloat16 ones (float32 accumulation; both trainers use the same precision in each comparison).  Also: the
+depth follow-up's bank of second layers ÷ training them one at a time, and the design's full setting's
+estimated time (``--design``).  Writes results/benchmarks_infomax.json.
 """
 from __future__ import annotations
 
@@ -96,6 +98,25 @@ def infomax_rows(ks=(16, 32, 64), seeds=3, n=2048, epochs=2, precisions=("float3
     return rows
 
 
+def depth_rows(seeds=3, k1=64, k2=32, n=2048, epochs=2) -> list[dict]:
+    """The depth follow-up: every second layer (one per activation x seed, each on its own inputs) as
+    one bank ÷ one model at a time (the bank's own code with a bank of one, as before batching)."""
+    settings = [im.Setting(a, "infomax", 1.0) for a in im.ACTIVATIONS]
+    seeds = list(range(seeds))
+    h = torch.randn(len(seeds), len(settings), n, k1, generator=torch.Generator().manual_seed(1))
+    im.train_bank(settings, seeds, k2, h[:, :, :512], 1)                  # warm-up
+    t = time.perf_counter()
+    im.train_bank(settings, seeds, k2, h, epochs)
+    batched = len(settings) * len(seeds) * epochs / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i, seed in enumerate(seeds):
+        for j, s in enumerate(settings):
+            im.train_bank([s], [seed], k2, h[i, j], epochs)
+    alone = len(settings) * len(seeds) * epochs / (time.perf_counter() - t)
+    return [{"what": f"InfoMax depth follow-up ({len(settings) * len(seeds)} second layers, K2 = {k2} on K = {k1} "
+                     "outputs): one bank / one model at a time (model-epochs/s)", "ratio": batched / alone}]
+
+
 def design_time_estimate(steps=6, precisions=("float32", "bfloat16")) -> list[dict]:
     """The design's full setting (params/infomax/paper.yaml: every setting x 10 seeds, 100 epochs of
     60,000 images, batch 128, metrics on the 10,000 test images), extrapolated from a few steps of
@@ -152,7 +173,7 @@ def main():
     ap.add_argument("--design", action="store_true", help="also estimate the design's full setting's time")
     args = ap.parse_args()
     print(f"InfoMax bank path: {kernels.infomax_backend()}, float32 products: {kernels.products_backend()}")
-    rows = infomax_rows(args.ks, args.seeds, args.n, args.epochs)
+    rows = infomax_rows(args.ks, args.seeds, args.n, args.epochs) + depth_rows(args.seeds, n=args.n, epochs=args.epochs)
     if args.design:
         rows += design_time_estimate()
     for r in rows:

@@ -39,6 +39,11 @@ def test_infomax_rows_measure_the_same_models_three_ways():
     assert ratios[0]["goal"] == 20.0 and ratios[0]["goal_kind"] == "min"
 
 
+def test_depth_row_compares_the_bank_with_one_model_at_a_time():
+    rows = infomax_benchmarks.depth_rows(seeds=1, k1=6, k2=3, n=256, epochs=1)
+    assert len(rows) == 1 and rows[0]["ratio"] > 0 and "8 second layers" in rows[0]["what"]
+
+
 def test_unknown_section_is_refused():
     with pytest.raises(KeyError):
         bench.run_sections(["warp"])
