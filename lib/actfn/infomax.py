@@ -881,13 +881,14 @@ def bank_records(run: BankRun, x_eval: torch.Tensor) -> list[dict]:
 
 
 def checkpoint_path(checkpoint_dir, name: str, settings, seeds, k, epochs, batch_size, lr, matmul_precision,
-                    x: torch.Tensor, resume: bool) -> Path:
-    """The checkpoint file of one bank, named by everything it depends on; removed unless ``resume``."""
+                    resume: bool) -> Path:
+    """The checkpoint file of one bank, named by its settings and hyperparameters (the data are checked
+    inside, by :func:`train_bank`); removed unless ``resume``."""
     import hashlib
     import json
 
-    key = json.dumps([[asdict(s) for s in settings], list(seeds), k, epochs, batch_size, lr, matmul_precision,
-                      data_fingerprint(x)], sort_keys=True)
+    key = json.dumps([[asdict(s) for s in settings], list(seeds), k, epochs, batch_size, lr, matmul_precision],
+                     sort_keys=True)
     path = Path(checkpoint_dir) / f"infomax_{name}_{hashlib.sha256(key.encode()).hexdigest()[:10]}.pt"
     if not resume and path.exists():
         path.unlink()
@@ -911,7 +912,7 @@ def run_study(x_train: torch.Tensor, x_eval: torch.Tensor, activations, Ks, lamb
         ckpt = None
         if checkpoint_dir:
             ckpt = checkpoint_path(checkpoint_dir, f"K{k}", settings, seeds, k, epochs, batch_size, lr,
-                                   matmul_precision, x_train, resume)
+                                   matmul_precision, resume)
         run = train_bank(settings, list(seeds), k, x_train, epochs, batch_size, lr, show_progress=show_progress,
                          desc=f"K={k}: {len(settings) * len(seeds)} models", matmul_precision=matmul_precision,
                          checkpoint=ckpt)
@@ -1053,7 +1054,7 @@ def depth_followup(run: BankRun, x_train, x_eval, activations, k2: int, epochs: 
     ckpt = None
     if checkpoint_dir:
         ckpt = checkpoint_path(checkpoint_dir, f"depth_K{k2}", settings, seeds, k2, epochs, batch_size, lr, "float32",
-                               h_train, resume)
+                               resume)
     second = train_bank(settings, seeds, k2, h_train, epochs, batch_size, lr, show_progress=show_progress,
                         desc=f"depth: {len(activations) * len(seeds)} second layers", checkpoint=ckpt)
     records = bank_records(second, torch.stack(h_eval))
