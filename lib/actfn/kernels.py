@@ -70,24 +70,30 @@ def _build(name: str = "actfn_pwl_cpu", source: Path = SOURCE, widest: bool = Fa
     return module, f"cpp-{variant}"
 
 
+def _load(key, name: str, source: Path, widest: bool, fallback: str, warning) -> object | None:
+    """Build ``source`` once per ``key`` and cache it; if it cannot be built, raise under
+    ``ACTFN_PWL_BACKEND=cpp``, else warn once (``warning(err)`` says what runs instead) and cache None."""
+    requested = requested_backend()
+    if key not in _state:
+        try:
+            _state[key] = _build(name, source, widest)
+        except Exception as err:  # no compiler, no ninja, a build error: say so, once
+            if requested == "cpp":
+                raise KernelUnavailable(f"ACTFN_PWL_BACKEND=cpp but {source.name} could not be built: {err}") from err
+            warnings.warn(warning(err), RuntimeWarning, stacklevel=4)
+            _state[key] = (None, fallback)
+    return _state[key][0]
+
+
 def cpu_kernel():
     """The compiled module, or ``None`` when the PyTorch path is to be used (see the module doc)."""
     requested = requested_backend()
     if requested == "torch":
         return None
-    if requested not in _state:
-        try:
-            _state[requested] = _build(widest=True)
-        except Exception as err:  # no compiler, no ninja, a build error: say so, once
-            if requested == "cpp":
-                raise KernelUnavailable(f"ACTFN_PWL_BACKEND=cpp but the CPU kernel {SOURCE.name} "
-                                        f"could not be built: {err}") from err
-            warnings.warn(f"actfn: the compiled CPU kernel could not be built ({type(err).__name__}: "
-                          f"{str(err).strip().splitlines()[-1] if str(err).strip() else err}); using the "
-                          "PyTorch path, which is several times slower. Install g++ and ninja to fix this.",
-                          RuntimeWarning, stacklevel=3)
-            _state[requested] = (None, "torch (compiled kernel unavailable)")
-    return _state[requested][0]
+    return _load(requested, "actfn_pwl_cpu", SOURCE, True, "torch (compiled kernel unavailable)",
+                 lambda err: f"actfn: the compiled CPU kernel could not be built ({type(err).__name__}: "
+                             f"{str(err).strip().splitlines()[-1] if str(err).strip() else err}); using the "
+                             "PyTorch path, which is several times slower. Install g++ and ninja to fix this.")
 
 
 def infomax_kernel():
@@ -95,19 +101,9 @@ def infomax_kernel():
     requested = requested_backend()
     if requested == "torch":
         return None
-    key = ("infomax", requested)
-    if key not in _state:
-        try:
-            _state[key] = _build("actfn_infomax_cpu", INFOMAX_SOURCE, widest=True)
-        except Exception as err:
-            if requested == "cpp":
-                raise KernelUnavailable(f"ACTFN_PWL_BACKEND=cpp but the CPU kernel {INFOMAX_SOURCE.name} "
-                                        f"could not be built: {err}") from err
-            warnings.warn(f"actfn: the compiled InfoMax kernel could not be built ({type(err).__name__}); the "
-                          "bank uses its PyTorch path, which is slower. Install g++ and ninja to fix this.",
-                          RuntimeWarning, stacklevel=3)
-            _state[key] = (None, "torch (compiled kernel unavailable)")
-    return _state[key][0]
+    return _load(("infomax", requested), "actfn_infomax_cpu", INFOMAX_SOURCE, True, "torch (compiled kernel unavailable)",
+                 lambda err: f"actfn: the compiled InfoMax kernel could not be built ({type(err).__name__}); the "
+                             "bank uses its PyTorch path, which is slower. Install g++ and ninja to fix this.")
 
 
 def onednn_matmul():
@@ -118,18 +114,9 @@ def onednn_matmul():
     requested = requested_backend()
     if requested == "torch" or not torch.backends.mkldnn.is_available():
         return None
-    key = ("matmul", requested)
-    if key not in _state:
-        try:
-            _state[key] = _build("actfn_onednn_matmul", MATMUL_SOURCE)
-        except Exception as err:
-            if requested == "cpp":
-                raise KernelUnavailable(f"ACTFN_PWL_BACKEND=cpp but {MATMUL_SOURCE.name} could not be built: "
-                                        f"{err}") from err
-            warnings.warn(f"actfn: oneDNN's matrix product could not be loaded ({type(err).__name__}); the "
-                          "InfoMax bank's float32 products use torch.mm.", RuntimeWarning, stacklevel=3)
-            _state[key] = (None, "torch.mm")
-    return _state[key][0]
+    return _load(("matmul", requested), "actfn_onednn_matmul", MATMUL_SOURCE, False, "torch.mm",
+                 lambda err: f"actfn: oneDNN's matrix product could not be loaded ({type(err).__name__}); the "
+                             "InfoMax bank's float32 products use torch.mm.")
 
 
 def products_backend() -> str:
