@@ -32,10 +32,11 @@ def test_table_rows_name_each_section_once_and_print_goals():
 
 
 def test_infomax_rows_measure_the_same_models_three_ways():
-    rows = infomax_benchmarks.infomax_rows(ks=(4,), seeds=1, n=256, epochs=1, precisions=("float32",))
+    rows = infomax_benchmarks.infomax_rows(ks=(4,), seeds=2, n=256, epochs=1, precisions=("float32",))
     ratios = [r for r in rows if "ratio" in r]
     assert len(ratios) == 3 and all(r["ratio"] > 0 for r in ratios)
-    assert "72 trained" in rows[0]["what"]           # the chapter's settings, random baseline excluded
+    assert "(rounds " in ratios[0]["what"]             # one round per seed, their spread shown
+    assert "144 trained" in rows[0]["what"]          # 2 seeds x the chapter's settings, random baseline excluded
     assert ratios[0]["goal"] == 20.0 and ratios[0]["goal_kind"] == "min"
 
 
