@@ -53,6 +53,19 @@ def test_dead_units_mean_something_for_each_activation():
     assert im.model_metrics(w, b, x=x, activation="leaky_relu")["dead_units"] == 1
 
 
+def test_survivors_redundancy_leaves_out_the_dead_units():
+    # rows 0 and 1 orthogonal and alive; row 2 a copy of row 0 but dead (bias far negative): the
+    # redundancy of all rows counts the copy, that of the survivors does not
+    x = torch.randn(500, 3, generator=torch.Generator().manual_seed(4))
+    w = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    m = im.model_metrics(w, torch.tensor([0.0, 0.0, -100.0]), x=x, activation="relu")
+    assert m["dead_units"] == 1
+    assert m["mean_abs_cosine"] == pytest.approx(1 / 3)          # |cos| 1 for one pair of three
+    assert m["survivor_mean_abs_cosine"] == pytest.approx(0.0, abs=1e-12)
+    one_left = im.model_metrics(w, torch.tensor([0.0, -100.0, -100.0]), x=x, activation="relu")
+    assert one_left["survivor_mean_abs_cosine"] is None
+
+
 def test_total_correlation_estimate():
     gen = np.random.default_rng(3)
     rho = 0.6
@@ -414,3 +427,38 @@ def test_study_checkpoints_are_removed_unless_resuming(tmp_path):
     assert resumed[0]["weight_norm"] != pytest.approx(first[0]["weight_norm"])     # read, not retrained
     fresh, _ = im.run_study(*args, batch_size=32, show_progress=False, checkpoint_dir=tmp_path)
     assert fresh[0]["weight_norm"] == pytest.approx(first[0]["weight_norm"])       # removed and retrained
+
+
+def test_tradeoff_sentence_names_leaders_and_ties():
+    from actfn import infomax_report as rep
+
+    assert rep.leaders({"relu": 0.5, "tanh": 0.9, "pwl": 0.9000001, "x": float("nan")}, True) == ["tanh", "pwl"]
+    assert rep.leaders({"relu": 3.0, "tanh": 1.0}, False) == ["tanh"]
+    split = rep.tradeoffs({"rank": ({"relu": 0.9, "tanh": 0.5}, True), "dead": ({"relu": 0.3, "tanh": 0.0}, False)})
+    assert "rank: relu; dead: tanh" in split and "No activation leads on every axis" in split
+    one = rep.tradeoffs({"rank": ({"relu": 0.9, "tanh": 0.5}, True), "dead": ({"relu": 0.0, "tanh": 0.0}, False)})
+    assert "dead: all tie" in one and "relu leads on every axis" in one
+    three = rep.tradeoffs({"rank": ({"a": 0.9, "b": 0.9, "c": 0.1}, True)})
+    assert "rank: a, b." in three
+
+
+def test_design_guesses_are_checked_both_ways():
+    from actfn import infomax_report as rep
+
+    def rec(act, dead, cos, conc=None, k=4):
+        return {"activation": act, "K": k, "dead_units": dead, "survivor_mean_abs_cosine": cos,
+                "responsibility_concentration": conc}
+
+    acts = ["relu", "tanh", "softmax"]
+    holds = [rec("relu", 2, 0.01), rec("tanh", 0, 0.2), rec("softmax", 0, 0.3, conc=0.8)]
+    relu, soft = rep.design_guesses(holds, acts)
+    assert "50.0% of its units dead" in relu and relu.endswith("Both halves hold.")
+    assert "K = 4: 0.800" in soft and soft.endswith("Both halves hold.")
+    fails = [rec("relu", 0, 0.3), rec("tanh", 0, 0.2), rec("softmax", 1, 0.1, conc=0.3)]
+    relu, soft = rep.design_guesses(fails, acts)
+    assert relu.endswith("Neither half holds in this run.") and soft.endswith("Neither half holds in this run.")
+    half = [rec("relu", 0, 0.01), rec("tanh", 0, 0.2), rec("softmax", 0, 0.1, conc=0.3)]
+    relu, soft = rep.design_guesses(half, acts)
+    assert relu.endswith("low redundancy among survivors, not many dead units.")
+    assert soft.endswith("no dead units, not collapse.")
+    assert rep.design_guesses(half, ["tanh"]) == []

@@ -765,6 +765,9 @@ def model_metrics(w: torch.Tensor, b: torch.Tensor, activation: str, x: torch.Te
       identity never has dead units.
     * ``dead_units_magnitude`` (the design's literal rule): activation rate P(|a_j| > eps) < dead_rate.
       It counts a tanh unit stuck at 0.3 as alive, so it is shown beside the other, not instead.
+
+    ``survivor_mean_abs_cosine``: :func:`mean_abs_cosine` over the rows of the units that are not dead
+    (by ``dead_units``' rule); None when fewer than two survive.
     """
     with torch.no_grad():
         z = x @ w.T + b
@@ -785,6 +788,9 @@ def model_metrics(w: torch.Tensor, b: torch.Tensor, activation: str, x: torch.Te
         "mean_abs_cosine": mean_abs_cosine(w),
         "weight_norm": float(w.norm(dim=1).mean()),
         "dead_units": int((responsive < dead_rate).sum()),
+        # the design's "low redundancy among survivors": the rows of the units that are not dead
+        "survivor_mean_abs_cosine": (mean_abs_cosine(w[responsive >= dead_rate])
+                                     if int((responsive >= dead_rate).sum()) >= 2 else None),
         "dead_units_magnitude": int((magnitude < dead_rate).sum()),
         "activation_rate": float(responsive.mean()),
         "variance_ratio": float(var.max() / var.min().clamp_min(1e-300)),

@@ -84,3 +84,73 @@ def draw_weight_lines(ax, x2d, w, b, color, label=None):
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_aspect("equal")
+
+
+def leaders(values: dict[str, float], higher_is_better: bool, digits: int = 3) -> list[str]:
+    """The keys at the best value of ``values`` (ties at ``digits`` significant digits kept, all of them;
+    None and NaN values left out)."""
+    finite = {k: v for k, v in values.items() if v is not None and np.isfinite(v)}
+    if not finite:
+        return []
+    best = (max if higher_is_better else min)(finite.values())
+    return [k for k, v in finite.items() if f"{v:.{digits}g}" == f"{best:.{digits}g}"]
+
+
+def tradeoffs(axes: dict[str, tuple[dict[str, float], bool]]) -> str:
+    """One sentence on who leads each axis (``{axis: (values by activation, higher_is_better)}``) and
+    whether a single activation leads them all."""
+    lead = {axis: leaders(vals, high) for axis, (vals, high) in axes.items()}
+
+    def who(axis):
+        names, values = lead[axis], axes[axis][0]
+        if not names:
+            return "no value"
+        if len(names) > 1 and len(names) == sum(v is not None and np.isfinite(v) for v in values.values()):
+            return "all tie"
+        return ", ".join(names)
+
+    named = "; ".join(f"{axis}: {who(axis)}" for axis in lead)
+    common = set.intersection(*(set(w) for w in lead.values())) if lead else set()
+    if common:
+        return f"Leaders — {named}. {' and '.join(sorted(common))} leads on every axis: no tradeoff here."
+    return f"Leaders — {named}. No activation leads on every axis: choosing one trades these off."
+
+
+def _verdict(parts: list[tuple[str, bool]]) -> str:
+    held = [name for name, ok in parts if ok]
+    failed = [name for name, ok in parts if not ok]
+    if not failed:
+        return "Both halves hold."
+    if not held:
+        return "Neither half holds in this run."
+    return f"Only one half holds: {held[0]}, not {failed[0]}."
+
+
+def design_guesses(records, activations) -> list[str]:
+    """The design's two guesses about activations, checked on InfoMax records (one per model, any K):
+    ReLU has "low redundancy among survivors but many dead units" (read here as: more dead units per K
+    than the median activation, and a mean |cos| between its surviving rows at or below the median);
+    softmax has "no dead units but collapses" (collapse: one unit takes more than half of the
+    responsibility on average, max_j E[r_j] > 0.5, in the mean over seeds at some K)."""
+    def mean_of(rs, value):
+        vals = [value(r) for r in rs if value(r) is not None]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    dead = {a: mean_of(select(records, activation=a), lambda r: r["dead_units"] / r["K"]) for a in activations}
+    surv = {a: mean_of(select(records, activation=a), lambda r: r["survivor_mean_abs_cosine"]) for a in activations}
+    lines = []
+    if "relu" in activations and len(activations) > 1:
+        md, ms = float(np.median(list(dead.values()))), float(np.nanmedian(list(surv.values())))
+        parts = [("low redundancy among survivors", bool(surv["relu"] <= ms)), ("many dead units", bool(dead["relu"] > md))]
+        lines.append(f"ReLU, *low redundancy among survivors but many dead units*: {dead['relu']:.1%} of its units "
+                     f"dead (median over the activations {md:.1%}); mean |cos| between its surviving rows of W "
+                     f"{surv['relu']:.3f} (median {ms:.3f}). {_verdict(parts)}")
+    if "softmax" in activations:
+        rs = select(records, activation="softmax")
+        conc = {k: mean_of(select(rs, K=k), lambda r: r["responsibility_concentration"])
+                for k in sorted({r["K"] for r in rs})}
+        parts = [("no dead units", dead["softmax"] == 0), ("collapse", any(c > 0.5 for c in conc.values()))]
+        shown = ", ".join(f"K = {k}: {c:.3f} (1/K = {1 / k:.3f})" for k, c in conc.items())
+        lines.append(f"Softmax, *no dead units but collapses*: {dead['softmax']:.1%} of its units dead; the largest "
+                     f"mean responsibility of one unit (uniform 1/K, total collapse 1) {shown}. {_verdict(parts)}")
+    return lines
