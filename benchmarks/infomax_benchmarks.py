@@ -60,6 +60,11 @@ def ceiling_ratio(k: int, precision: str, plain_model_epochs_per_s: float, steps
     return lone_step / per_model
 
 
+def rounds_note(ratios: list[float]) -> str:
+    """The spread of a ratio's rounds, " (rounds a to b)", shown beside their median (nothing for one round)."""
+    return f" (rounds {min(ratios):.1f} to {max(ratios):.1f})" if len(ratios) > 1 else ""
+
+
 def infomax_rows(ks=(16, 32, 64), seeds=3, n=2048, epochs=2, precisions=("float32", "bfloat16")) -> list[dict]:
     """Per (precision, K): one round per seed, each timing the whole bank, then that seed's models in
     the conventional loop, then in the bank's code one at a time; the ratios are medians of the rounds'
@@ -91,8 +96,6 @@ def infomax_rows(ks=(16, 32, 64), seeds=3, n=2048, epochs=2, precisions=("float3
             batched, plain, alone = (statistics.median(rates[key]) for key in ("batched", "plain", "alone"))
             ratios = {key: [b / o for b, o in zip(rates["batched"], rates[key])] for key in ("plain", "alone")}
             over = lambda key: statistics.median(ratios[key])
-            spread = lambda key: (f" (rounds {min(ratios[key]):.1f} to {max(ratios[key]):.1f})"
-                                  if len(ratios[key]) > 1 else "")
             tag = f"K={k}, {precision} matmuls"
             # what no batching can beat: a lone model's step ÷ its two products (z = W x, grad_W) at this
             # CPU's rate for one large product of the bank's shape
@@ -102,7 +105,7 @@ def infomax_rows(ks=(16, 32, 64), seeds=3, n=2048, epochs=2, precisions=("float3
                          "(model-epochs/s)", "value": batched},
                 {"what": "  conventional loop, one model at a time (model-epochs/s)", "value": plain},
                 {"what": "  bank code, one model at a time (model-epochs/s)", "value": alone},
-                {"what": f"  bank / conventional loop, {tag}{spread('plain')}", "ratio": over("plain"), "goal": 20.0,
+                {"what": f"  bank / conventional loop, {tag}{rounds_note(ratios['plain'])}", "ratio": over("plain"), "goal": 20.0,
                  "goal_kind": "min"},
                 {"what": f"  bank / bank code one at a time, {tag}", "ratio": over("alone")},
                 {"what": f"  ceiling: a lone model's step / its matrix products at full speed, {tag}",
@@ -128,9 +131,8 @@ def depth_rows(seeds=3, k1=64, k2=32, n=2048, epochs=2) -> list[dict]:
         for j, s in enumerate(settings):
             im.train_bank([s], [seed], k2, h[i, j], epochs)
         ratios.append(batched / (len(settings) * epochs / (time.perf_counter() - t)))
-    spread = f" (rounds {min(ratios):.1f} to {max(ratios):.1f})" if len(ratios) > 1 else ""
     return [{"what": f"InfoMax depth follow-up ({len(settings) * len(seeds)} second layers, K2 = {k2} on K = {k1} "
-                     f"outputs): one bank / one model at a time (model-epochs/s){spread}",
+                     f"outputs): one bank / one model at a time (model-epochs/s){rounds_note(ratios)}",
              "ratio": statistics.median(ratios)}]
 
 

@@ -116,6 +116,20 @@ def tradeoffs(axes: dict[str, tuple[dict[str, float], bool]]) -> str:
     return f"Leaders — {named}. No activation leads on every axis: choosing one trades these off."
 
 
+def mean_by_activation(records, activations, value) -> dict[str, float]:
+    """{activation: mean of ``value(record)`` over its records} (None values left out; NaN if none)."""
+    out = {}
+    for a in activations:
+        vals = [v for v in (value(r) for r in select(records, activation=a)) if v is not None]
+        out[a] = float(np.mean(vals)) if vals else float("nan")
+    return out
+
+
+def dead_fraction(records, activations) -> dict[str, float]:
+    """Dead units per K, mean by activation (comparable across K)."""
+    return mean_by_activation(records, activations, lambda r: r["dead_units"] / r["K"])
+
+
 def _verdict(parts: list[tuple[str, bool]]) -> str:
     held = [name for name, ok in parts if ok]
     failed = [name for name, ok in parts if not ok]
@@ -132,12 +146,8 @@ def design_guesses(records, activations) -> list[str]:
     than the median activation, and a mean |cos| between its surviving rows at or below the median);
     softmax has "no dead units but collapses" (collapse: one unit takes more than half of the
     responsibility on average, max_j E[r_j] > 0.5, in the mean over seeds at some K)."""
-    def mean_of(rs, value):
-        vals = [value(r) for r in rs if value(r) is not None]
-        return float(np.mean(vals)) if vals else float("nan")
-
-    dead = {a: mean_of(select(records, activation=a), lambda r: r["dead_units"] / r["K"]) for a in activations}
-    surv = {a: mean_of(select(records, activation=a), lambda r: r["survivor_mean_abs_cosine"]) for a in activations}
+    dead = dead_fraction(records, activations)
+    surv = mean_by_activation(records, activations, lambda r: r["survivor_mean_abs_cosine"])
     lines = []
     if "relu" in activations and len(activations) > 1:
         md, ms = float(np.median(list(dead.values()))), float(np.nanmedian(list(surv.values())))
@@ -147,7 +157,7 @@ def design_guesses(records, activations) -> list[str]:
                      f"{surv['relu']:.3f} (median {ms:.3f}). {_verdict(parts)}")
     if "softmax" in activations:
         rs = select(records, activation="softmax")
-        conc = {k: mean_of(select(rs, K=k), lambda r: r["responsibility_concentration"])
+        conc = {k: mean_by_activation(select(rs, K=k), ["softmax"], lambda r: r["responsibility_concentration"])["softmax"]
                 for k in sorted({r["K"] for r in rs})}
         parts = [("no dead units", dead["softmax"] == 0), ("collapse", any(c > 0.5 for c in conc.values()))]
         shown = ", ".join(f"K = {k}: {c:.3f} (1/K = {1 / k:.3f})" for k, c in conc.items())
