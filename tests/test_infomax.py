@@ -371,6 +371,23 @@ def test_linear_probe_separates_separable_classes_and_not_noise():
     assert im.linear_probe(noise[:400], y[:400], noise[400:], y[400:]) < 0.5
 
 
+def test_logistic_loss_and_grad_match_autograd():
+    gen = torch.Generator().manual_seed(5)
+    n, d, c = 50, 7, 4
+    f = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, c, (n,), generator=gen)
+    w = torch.randn(c, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(c, generator=gen, dtype=torch.float64, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(f @ w.T + b, y) + 0.3 * w.pow(2).sum()
+    expected.backward()
+    with torch.no_grad():
+        onehot_t = torch.nn.functional.one_hot(y, c).double().T.contiguous()
+        loss, gw, gb = im.logistic_loss_and_grad(w, b, f, f.T.contiguous(), onehot_t, 0.3)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-12)
+    torch.testing.assert_close(gw, w.grad, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(gb, b.grad, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_interrupted_bank_resumes_exactly(tmp_path, monkeypatch, precision):
     gen = torch.Generator().manual_seed(14)
