@@ -237,3 +237,17 @@ def test_torch_export_keeps_the_activation_as_one_operator():
     targets = [str(n.target) for n in exported.graph.nodes]
     assert sum("actfn.pwl_forward" in t for t in targets) == 2
     torch.testing.assert_close(exported.module()(x), model(x))
+
+
+def test_kernels_build_with_this_pythons_ninja_first(monkeypatch, tmp_path):
+    # two ninjas on PATH (pip's in the venv, a system package's) recompiled every kernel whenever
+    # the other had built it last: the build always puts this Python's scripts folder first
+    scripts = tmp_path / "bin"
+    scripts.mkdir()
+    monkeypatch.setattr(kernels.sys, "executable", str(scripts / "python"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert kernels.ninja_path() == "/usr/bin:/bin"                  # no ninja beside this Python: PATH as it is
+    (scripts / "ninja").write_text("")
+    assert kernels.ninja_path() == f"{scripts}:/usr/bin:/bin"
+    monkeypatch.setenv("PATH", f"{scripts}:/usr/bin")
+    assert kernels.ninja_path() == f"{scripts}:/usr/bin"            # already first: unchanged

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -54,11 +55,26 @@ def _simd_flags(widest: bool = False) -> tuple[str, list[str]]:
     return "generic", []
 
 
+def ninja_path() -> str:
+    """The PATH under which the kernels are built: this Python's own scripts folder first when it has
+    ninja (``requirements.txt`` installs it there).  Two ninja builds on PATH (pip's and a system
+    package's) keep different build logs: one that finds the other's log takes the cached kernel for
+    stale and recompiles it, and a notebook kernel (venv first on PATH) alternating with a plain
+    ``.venv/bin/python`` (system ninja first) recompiled all three, about 90 s, in every new process."""
+    path = os.environ.get("PATH", "")
+    scripts = Path(sys.executable).parent
+    if (scripts / "ninja").is_file() and path.split(os.pathsep)[0] != str(scripts):
+        return os.pathsep.join([str(scripts), path]) if path else str(scripts)
+    return path
+
+
 def _build(name: str = "actfn_pwl_cpu", source: Path = SOURCE, widest: bool = False):
     variant, flags = _simd_flags(widest)
     logger = logging.getLogger("torch.utils.cpp_extension")
     level = logger.level
     logger.setLevel(logging.ERROR)  # "No CUDA runtime is found" (said on import): irrelevant on the CPU
+    path = os.environ.get("PATH")
+    os.environ["PATH"] = ninja_path()   # (torch runs the ninja it finds on PATH)
     try:
         from torch.utils import cpp_extension
 
@@ -67,6 +83,10 @@ def _build(name: str = "actfn_pwl_cpu", source: Path = SOURCE, widest: bool = Fa
             extra_cflags=["-O3", "-fno-math-errno", "-fopenmp", *flags], extra_ldflags=["-fopenmp"], verbose=False)
     finally:
         logger.setLevel(level)
+        if path is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = path
     return module, f"cpp-{variant}"
 
 
