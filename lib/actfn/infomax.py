@@ -863,14 +863,13 @@ def check_study_parameters(activations, Ks, lambdas, seeds, epochs, constraints=
             f"must be a non-empty list of {CONSTRAINTS}")
 
 
-def _pairs(seeds: list, settings: list, show_progress: bool, desc: str):
-    """(seed index, seed, setting index, setting) in order, with a progress bar if asked (the metrics
-    and the probes of the design's full setting take minutes per K)."""
-    pairs = [(i, seed, j, s) for i, seed in enumerate(seeds) for j, s in enumerate(settings)]
+def _with_progress(items: list, show_progress: bool, desc: str):
+    """``items``, behind a progress bar if asked (the metrics and the probes of the design's full
+    setting take minutes per K)."""
     if show_progress:
         from .progress import progress
-        return progress(pairs, desc=desc, leave=False)
-    return pairs
+        return progress(items, desc=desc, leave=False)
+    return items
 
 
 def bank_records(run: BankRun, x_eval: torch.Tensor, show_progress: bool = False) -> list[dict]:
@@ -878,7 +877,8 @@ def bank_records(run: BankRun, x_eval: torch.Tensor, show_progress: bool = False
     or on each model's own (S, G, N, D), the curve."""
     bank = run.bank
     records = []
-    for i, seed, j, s in _pairs(bank.seeds, bank.settings, show_progress, f"K={bank.k}: metrics"):
+    models = [(i, seed, j, s) for i, seed in enumerate(bank.seeds) for j, s in enumerate(bank.settings)]
+    for i, seed, j, s in _with_progress(models, show_progress, f"K={bank.k}: metrics"):
         w, b = bank.weight[i, j].detach(), bank.bias[i, j].detach()
         knots = bank.knots[i, j].detach() if s.activation == "pwl" else None
         m = model_metrics(w, b, s.activation, x_eval[i, j] if x_eval.dim() == 4 else x_eval, lam=s.lam if s.objective == "infomax" else 1.0, knots=knots)
@@ -1111,11 +1111,8 @@ def probe_followup(run: BankRun, x_train, y_train, x_test, y_test, activations, 
     """Linear-probe test accuracy on each model's frozen features, per activation, objective and seed."""
     probes = [(act, obj, setting_index(run, act, obj, lam), i, seed) for act in activations for obj in objectives
               for i, seed in enumerate(run.bank.seeds)]
-    if show_progress:
-        from .progress import progress
-        probes = progress(probes, desc=f"K={run.bank.k}: linear probes", leave=False)
     rows = []
-    for act, obj, j, i, seed in probes:
+    for act, obj, j, i, seed in _with_progress(probes, show_progress, f"K={run.bank.k}: linear probes"):
         acc = linear_probe(layer_outputs(run, i, j, x_train), y_train, layer_outputs(run, i, j, x_test), y_test)
         rows.append({"activation": act, "objective": obj, "seed": seed, "K": run.bank.k, "probe_accuracy": acc})
     return rows
