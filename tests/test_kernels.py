@@ -25,12 +25,13 @@ def torch_path(x, y):
 # shapes that take every branch of the kernel: shared chunks, per-channel large planes (channel walk),
 # per-channel small planes (sample blocks, vector loops when the plane is a multiple of 8 -- 16-wide
 # then 8-wide on AVX-512, channel groups of 64 in its forward pass -- per plane otherwise; on AVX-512
-# 4x4 planes take groups of 16 channels over all samples in the backward pass: 100 channels leave a
-# short group, 3 samples are fewer than it prefetches ahead), 2-D (batch, channels) and 1-D inputs,
-# lengths that leave a scalar tail
+# 4x4 planes read 8 samples side by side in the forward pass: 20 and 3 samples leave short runs, and
+# 300 samples of 100 channels several sample blocks in the backward pass), 2-D (batch, channels) and
+# 1-D inputs, lengths that leave a scalar tail
 SHAPES = [((64, 16, 16, 16), False), ((64, 16, 16, 16), True), ((96, 64, 4, 4), True),
           ((32, 24, 5, 5), True), ((300, 20), True), ((300, 20), False), ((1001,), False), ((7, 3, 9, 9), True),
-          ((50, 6, 2, 4), True), ((10, 3, 24), True), ((20, 100, 4, 4), True), ((3, 20, 4, 4), True)]
+          ((50, 6, 2, 4), True), ((10, 3, 24), True), ((20, 100, 4, 4), True), ((3, 20, 4, 4), True),
+          ((300, 100, 4, 4), True)]
 
 
 @needs_kernel
