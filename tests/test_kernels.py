@@ -1,5 +1,6 @@
 """The compiled CPU kernel against the PyTorch path and the plain-autograd reference."""
 import math
+import platform
 
 import pytest
 import torch
@@ -252,3 +253,20 @@ def test_kernels_build_with_this_pythons_ninja_first(monkeypatch, tmp_path):
     assert kernels.ninja_path() == f"{scripts}:/usr/bin:/bin"
     monkeypatch.setenv("PATH", f"{scripts}:/usr/bin")
     assert kernels.ninja_path() == f"{scripts}:/usr/bin"            # already first: unchanged
+
+
+@pytest.mark.skipif(kernels.infomax_kernel() is None or platform.machine() not in ("x86_64", "AMD64"),
+                    reason="compiled kernel unavailable, or not x86 (no MXCSR)")
+def test_flushed_denormals_in_every_thread_and_restored():
+    # torch.set_flush_denormal sets the calling thread only: a multithreaded product kept denormals in
+    # the other threads' share.  1e-30 * 1e-10 = 1e-40 is a denormal float32.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(2, threads))
+    try:
+        x = torch.full((1_000_000,), 1e-30)
+        assert ((x * 1e-10) != 0).all()
+        with kernels.flushed_denormals():
+            assert ((x * 1e-10) == 0).all()
+        assert ((x * 1e-10) != 0).all()
+    finally:
+        torch.set_num_threads(threads)

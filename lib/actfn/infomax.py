@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import require
-from .kernels import infomax_backend, infomax_kernel, onednn_matmul
+from .kernels import flushed_denormals, infomax_backend, infomax_kernel, onednn_matmul
 from .memory import recycled_memory
 from .pwl import PiecewiseLinearActivation, piecewise_linear
 from .results import save_torch_atomic
@@ -565,7 +565,9 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
     if show_progress:
         from .progress import progress
         epoch_iter = progress(epoch_iter, desc=desc, leave=False, initial=len(hist), total=epochs)
-    with recycled_memory():   # see actfn.memory: a step reuses the last step's pages
+    # see actfn.memory (a step reuses the last step's pages) and kernels.flushed_denormals (saturated
+    # activations would otherwise slow a long run's steps ~3x)
+    with recycled_memory(), flushed_denormals():
         for epoch in epoch_iter:
             total = torch.zeros(len(seeds), len(bank.settings))
             count = 0

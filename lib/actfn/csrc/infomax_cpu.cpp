@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
 #include <vector>
@@ -536,7 +536,27 @@ void adam_rows(torch::Tensor param, torch::Tensor grad, torch::Tensor exp_avg, t
   }
 }
 
+// Flush denormals (FTZ and DAZ in MXCSR) on or off in the calling thread and in every thread of the
+// OpenMP pool (torch's own: the extension shares its libgomp).  torch.set_flush_denormal sets the calling
+// thread only, so half of a two-thread op still ran on denormals.  Returns the calling thread's previous
+// setting.  (x86 only; elsewhere it does nothing and returns false.)
+bool flush_denormals(bool on) {
+#if defined(__SSE2__)
+  constexpr unsigned kFtzDaz = 0x8040;  // MXCSR bits 15 (flush to zero) and 6 (denormals are zero)
+  const bool was = (_mm_getcsr() & kFtzDaz) == kFtzDaz;
+  auto apply = [on] { _mm_setcsr(on ? (_mm_getcsr() | kFtzDaz) : (_mm_getcsr() & ~kFtzDaz)); };
+  apply();
+#pragma omp parallel
+  apply();
+  return was;
+#else
+  (void)on;
+  return false;
+#endif
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("flush_denormals", &flush_denormals, "FTZ/DAZ on or off in this thread and the OpenMP pool (x86)");
   m.def("adam_rows", &adam_rows, "Adam + unit-row projection + bfloat16 copy, row by row (CPU)");
   m.def("infomax_blocks", &infomax_blocks, "activation + InfoMax loss (+ gradient) per model block (CPU)");
 }
