@@ -154,17 +154,14 @@ def flushed_denormals():
     kernel = infomax_kernel()
     if kernel is not None:
         previous = kernel.flush_denormals(True)
-        try:
-            yield
-        finally:
-            kernel.flush_denormals(previous)
-        return
-    supported = torch.set_flush_denormal(True)
+        restore = lambda: kernel.flush_denormals(previous)
+    else:
+        supported = torch.set_flush_denormal(True)
+        restore = lambda: supported and torch.set_flush_denormal(False)
     try:
         yield
     finally:
-        if supported:
-            torch.set_flush_denormal(False)
+        restore()
 
 
 def products_backend() -> str:
