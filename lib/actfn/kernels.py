@@ -148,7 +148,7 @@ def flushed_denormals():
     Long InfoMax runs saturate softmax, sigmoid and softplus, and their tiny outputs and gradients are
     denormals, on which x86 arithmetic takes microcode assists: at K = 16 on Fashion-MNIST the bank's
     epochs became 2.9x slower after a few thousand steps (0.42 s against 1.2 s for 32 steps, measured
-    on an Intel Xeon).  Numbers that small are zero to every result of the book.  Needs the compiled
+    on an Intel Xeon).  Numbers that small lie far below the precision of any result in the book.  Needs the compiled
     InfoMax kernel (``torch.set_flush_denormal`` sets the calling thread only); without it, the calling
     thread only, or nothing off x86."""
     kernel = infomax_kernel()
