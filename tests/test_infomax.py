@@ -132,10 +132,39 @@ def test_compiled_bank_kernel_matches_activation_and_loss_under_autograd(k, b):
     torch.testing.assert_close(got[2], knots.grad, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("k,b", [(5, 33), (8, 64), (12, 32), (4, 48)])
+def test_compiled_reconstruction_matches_activation_and_loss_under_autograd(k, b):
+    # ReconstructionBlocks (csrc/infomax_cpu.cpp + oneDNN products) against activate + ReconstructionLoss:
+    # every activation, inputs beyond the PWL knot range, per-model loss weights, both the register
+    # tiles (K a multiple of 4, B of 16) and the plain loops
+    if kernels.infomax_kernel() is None or kernels.onednn_matmul() is None:
+        pytest.skip("no compiled kernel or oneDNN product on this machine")
+    gen = torch.Generator().manual_seed(12)
+    s, r, d = 2, len(im.ACTIVATIONS), 20
+    zt = torch.randn(s, r * k, b, generator=gen) * torch.tensor([0.1, 1.0, 4.0]).repeat(r * k)[:r * k, None]
+    zt.requires_grad_(True)
+    dec = (torch.randn(s, r, k, d, generator=gen) * 0.3).requires_grad_(True)
+    knots = (torch.randn(s, r, im.PWL_KNOTS, generator=gen) * 0.5).requires_grad_(True)
+    x = torch.randn(s, b, d, generator=gen)
+    weights = torch.rand(s, r, generator=gen)
+    loss = im.ReconstructionBlocks.apply(zt, dec, knots, x, torch.arange(r))
+    (loss * weights).sum().backward()
+    got = [loss.detach()] + [t.grad.clone() for t in (zt, dec, knots)]
+    zt.grad = dec.grad = knots.grad = None
+    z = zt.view(s, r, k, b).transpose(-1, -2)
+    a = torch.stack([im.activate(z[:, j], kind, knots[:, j] if kind == "pwl" else None)
+                     for j, kind in enumerate(im.ACTIVATIONS)], 1)
+    ref = im.ReconstructionLoss.apply(a, dec, x, False)
+    (ref * weights).sum().backward()
+    for mine, theirs in zip(got, [ref.detach(), zt.grad, dec.grad, knots.grad]):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)
+
+
 def test_bank_gives_the_same_losses_and_gradients_on_both_paths(monkeypatch):
-    # the bank's PyTorch path (no compiled kernel) against its compiled one, on one batch
+    # the bank's PyTorch path (no compiled kernel) against its compiled one (InfoMaxBlocks and
+    # ReconstructionBlocks), on one batch
     settings = [im.Setting(a, o) for a in im.ACTIVATIONS for o in ("infomax", "variance_only")]
-    settings += [im.Setting("tanh", "reconstruction"), im.Setting("pwl", "reconstruction")]
+    settings += [im.Setting(a, "reconstruction") for a in ("tanh", "softmax", "pwl")]
     x = torch.randn(2, 40, 12, generator=torch.Generator().manual_seed(5))
     results = []
     for backend in ("auto", "torch"):

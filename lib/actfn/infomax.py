@@ -53,6 +53,14 @@ def bf16_products(x: torch.Tensor, enabled: bool = True):
     return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def float32_cpu_products(*tensors: torch.Tensor):
+    """oneDNN's float32 product (:func:`actfn.kernels.onednn_matmul`) if every tensor is float32 on the
+    CPU and it loaded, else None (use torch's products)."""
+    if all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors):
+        return onednn_matmul()
+    return None
+
+
 def activate(z: torch.Tensor, kind: str, knots: torch.Tensor | None = None) -> torch.Tensor:
     """f(z) over the last dimension (the K units); ``knots`` (models, 33) for ``pwl``, models on dim 0."""
     if kind == "identity":
@@ -175,8 +183,14 @@ class ReconstructionLoss(torch.autograd.Function):
     def forward(ctx, a, dec, x, bf16: bool):
         s, r, b, k = a.shape
         d = dec.shape[-1]
-        with bf16_products(x, bf16):
-            proj = torch.bmm(x, dec.reshape(s, r * k, d).transpose(1, 2)).to(a.dtype)
+        mm = float32_cpu_products(x, dec) if not bf16 else None
+        if mm is not None:           # float32 on the CPU: oneDNN, one product per seed
+            proj = torch.empty(s, b, r * k)
+            for i in range(s):
+                mm.matmul_into(x[i], dec[i].view(r * k, d).T, proj[i], 0.0)
+        else:
+            with bf16_products(x, bf16):
+                proj = torch.bmm(x, dec.reshape(s, r * k, d).transpose(1, 2)).to(a.dtype)
         proj = proj.view(s, b, r, k).transpose(1, 2)                     # W'^T x (S, R, B, K)
         a_gram = a @ (dec @ dec.transpose(-1, -2))                         # a W'^T W'
         rec = (torch.linalg.vecdot(x, x).unsqueeze(1) - 2 * torch.linalg.vecdot(a, proj)
@@ -195,9 +209,61 @@ class ReconstructionLoss(torch.autograd.Function):
         sa = scale * a
         gram_part = (sa.transpose(-1, -2) @ a) @ dec                      # (a^T a) W'^T, scaled
         sa_t = sa.transpose(-1, -2).reshape(s, r * k, b)
-        with bf16_products(x, ctx.bf16):
-            grad_dec = torch.baddbmm(gram_part.reshape(s, r * k, d), sa_t, x, alpha=-1).to(dec.dtype)
+        mm = float32_cpu_products(x, dec, a) if not ctx.bf16 else None
+        if mm is not None:           # float32 on the CPU: oneDNN accumulating into the Gram part, per seed
+            grad_dec, sa_t = gram_part.view(s, r * k, d), sa_t.neg()
+            for i in range(s):
+                mm.matmul_into(sa_t[i], x[i], grad_dec[i], 1.0)
+        else:
+            with bf16_products(x, ctx.bf16):
+                grad_dec = torch.baddbmm(gram_part.reshape(s, r * k, d), sa_t, x, alpha=-1).to(dec.dtype)
         return grad_a, grad_dec.view(s, r, k, d), None, None
+
+
+class ReconstructionBlocks(torch.autograd.Function):
+    """f and the reconstruction loss of R models per seed from their pre-activations z^T (S, R K, B)
+    -> (S, R): the compiled path of the bank's reconstruction baseline (float32, CPU).
+
+    The expansion of :class:`ReconstructionLoss`: its two products with the inputs (W'^T x^T, and a x
+    in the decoder's gradient) by oneDNN, one per seed; the Gram matrices W'^T W' batched; the rest
+    per model in ``reconstruction_blocks`` (``csrc/infomax_cpu.cpp``): a = f(z), the loss, dL/dz
+    through f (and into the knots for ``pwl``), and the factors (2/B) a a^T and -(2/B) a of the
+    decoder's gradient.  As in :class:`InfoMaxBlocks`, the gradients are computed with the loss (for
+    ``grad_loss = 1``) and scaled in backward only if some model's ``grad_loss`` is not 1.  In
+    PyTorch the same is some eighty small operations a step (an activation per model group, its
+    derivative, the concatenations); the reconstruction models, a ninth of the bank, took a third of
+    its step.  ``dec`` (S, R, K, D) holds W'^T; ``knots`` (S, R, 33); ``kinds`` (R,).  Tested against
+    :func:`activate` + :class:`ReconstructionLoss` under autograd.
+    """
+
+    @staticmethod
+    def forward(ctx, zt, dec, knots, x, kinds):
+        s, rk, b = zt.shape
+        d = dec.shape[-1]
+        mm = onednn_matmul()
+        proj = torch.empty(s, rk, b)
+        for i in range(s):
+            mm.matmul_into(dec[i].view(rk, d), x[i].T, proj[i], 0.0)          # W'^T x^T
+        gram = dec @ dec.transpose(-1, -2)                                       # W'^T W'
+        need_grad = any(ctx.needs_input_grad[:3])
+        loss, grad_zt, grad_knots, na, aat = infomax_kernel().reconstruction_blocks(
+            zt, proj, gram, torch.linalg.vecdot(x, x).mean(-1), kinds, knots, *PWL_RANGE, need_grad)
+        if need_grad:
+            grad_dec = aat @ dec                                                 # (2/B) (a a^T) W'^T
+            for i in range(s):
+                mm.matmul_into(na[i], x[i], grad_dec[i].view(rk, d), 1.0)       # - (2/B) a x
+            ctx.save_for_backward(grad_zt, grad_dec, grad_knots)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        grad_zt, grad_dec, grad_knots = ctx.saved_tensors
+        if not bool((grad_loss == 1).all()):
+            s, r = grad_loss.shape
+            grad_zt = grad_zt.view(s, r, -1).mul(grad_loss.unsqueeze(-1)).view(grad_zt.shape)
+            grad_dec = grad_dec.mul(grad_loss.view(s, r, 1, 1))
+            grad_knots = grad_knots.mul(grad_loss.unsqueeze(-1))
+        return grad_zt, grad_dec, grad_knots, None, None
 
 
 class InfoMaxBlocks(torch.autograd.Function):
@@ -263,74 +329,83 @@ def xavier_weights(seed: int, k: int, d: int) -> torch.Tensor:
 
 
 class StackedLinear(torch.autograd.Function):
-    """z^T = W x^T + b for the stacked weights W (S, G, K, D) of a bank: (S, G K, B), one product per seed
-    (inputs x (S, B, D), a batch per seed), or one per model (x (S, G, B, D), per-model inputs).
+    """z^T = W x^T + b for the models ``lo .. hi`` of a bank's stacked weights W (S, G, K, D) (``bias``:
+    their biases, (S, g, K)): (S, g K, B) for g = hi - lo, one product per seed (inputs x (S, B, D), a batch per seed), or one per model
+    (x (S, G, B, D), per-model inputs).  The bank calls it once per span of models that share a loss
+    (:meth:`InfoMaxBank.losses`): each span's z^T is its own tensor, so no split of one product's
+    output, and no concatenation of the spans' gradients in backward.
 
-    The backward pass *writes* the weight gradient grad_z^T x into ``weight.grad`` (allocated once)
-    instead of returning it: a fresh tensor the size of all the weights every step cost more than the
-    product itself here (the pages of a new block are zero-filled by the kernel on first touch).  So
-    the weight's gradient is not accumulated across backward passes: one backward per zero_grad,
-    which is how :func:`train_bank` uses it.  With ``low`` (bfloat16 products, compiled optimizer:
-    :class:`LowPrecisionWeights`), the forward pass reads the bfloat16 copy of the weights that the
-    optimizer keeps, and the backward pass writes the bfloat16 gradient into ``low.grad`` for it.
+    The backward pass *writes* the weight gradient grad_z^T x into rows ``lo .. hi`` of
+    ``weight.grad`` (allocated once) instead of returning it: a fresh tensor the size of all the
+    weights every step cost more than the product itself here (the pages of a new block are
+    zero-filled by the kernel on first touch).  So the weight's gradient is not accumulated across
+    backward passes: one backward per zero_grad, which is how :func:`train_bank` uses it.  With
+    ``low`` (bfloat16 products, compiled optimizer: :class:`LowPrecisionWeights`), the forward pass
+    reads the bfloat16 copy of the weights that the optimizer keeps, and the backward pass writes the
+    bfloat16 gradient into ``low.grad`` for it.
     """
 
     @staticmethod
-    def forward(ctx, weight, bias, x, bf16: bool, low=None):
-        s, g, k, d = weight.shape
-        w, b = weight.view(s, g * k, d), bias.view(s, g * k, 1)
+    def forward(ctx, weight, bias, x, bf16: bool, low=None, lo: int = 0, hi: int | None = None):
+        s, _, k, d = weight.shape
+        hi = weight.shape[1] if hi is None else hi
+        g = hi - lo
+        w, b = weight[:, lo:hi], bias.reshape(s, g * k, 1)
         if bf16:
             # what autocast does (bfloat16 operands, bias included, a bfloat16 product), with each
             # operand cast once for all seeds rather than once per product
-            w = low.weight.view(s, g * k, d) if low is not None else w.to(torch.bfloat16)
+            w = low.weight[:, lo:hi] if low is not None else w.to(torch.bfloat16)
             b, x = b.to(torch.bfloat16), x.to(torch.bfloat16)
-        mm = onednn_matmul() if w.dtype == torch.float32 and w.device.type == "cpu" else None
+        mm = float32_cpu_products(w, x)
         if x.dim() == 4:             # per-model inputs (S, G, B, D): one small product per model
-            zt = torch.baddbmm(b.reshape(s * g, k, 1), w.reshape(s * g, k, d),
-                               x.reshape(s * g, -1, d).transpose(1, 2)).view(s, g * k, -1)
-        elif mm is not None:         # float32 on the CPU: oneDNN's product (actfn.kernels.onednn_matmul)
-            zt = b.expand(s, g * k, x.shape[1]).contiguous()
+            zt = torch.empty(s, g * k, x.shape[-2], dtype=w.dtype, device=w.device)
             for i in range(s):
-                mm.matmul_into(w[i], x[i].T, zt[i], 1.0)
+                torch.baddbmm(b[i].view(g, k, 1), w[i], x[i, lo:hi].transpose(1, 2), out=zt[i].view(g, k, -1))
+        elif mm is not None:         # float32 on the CPU: oneDNN's product (actfn.kernels.onednn_matmul)
+            zt = torch.empty(s, g * k, x.shape[1], dtype=w.dtype, device=w.device)
+            zt.copy_(b.expand_as(zt))     # (into an allocated tensor: several times faster than .contiguous())
+            for i in range(s):
+                mm.matmul_into(w[i].view(g * k, d), x[i].T, zt[i], 1.0)
         else:
             zt = torch.empty(s, g * k, x.shape[1], dtype=w.dtype, device=w.device)
             for i in range(s):       # per seed: MKL runs one large product faster than a batched one
-                torch.addmm(b[i], w[i], x[i].T, out=zt[i])
+                torch.addmm(b[i], w[i].view(g * k, d), x[i].T, out=zt[i])
         ctx.save_for_backward(x)
-        ctx.weight, ctx.low = weight, (low if bf16 else None)
+        ctx.weight, ctx.low, ctx.span = weight, (low if bf16 else None), (lo, hi)
         return zt.float() if bf16 else zt
 
     @staticmethod
     def backward(ctx, grad_zt):
         (x,) = ctx.saved_tensors
-        weight, low = ctx.weight, ctx.low
-        s, g, k, d = weight.shape
+        weight, low, (lo, hi) = ctx.weight, ctx.low, ctx.span
+        s, _, k, d = weight.shape
+        g = hi - lo
         gb = grad_zt.sum(-1).view(s, g, k)
         if low is None and (weight.grad is None or weight.grad.shape != weight.shape):
             weight.grad = torch.empty_like(weight)
         if x.dtype == torch.bfloat16:        # (x was saved in bfloat16: see forward)
             grad_zt = grad_zt.to(torch.bfloat16)
-            gw_low = low.grad.view(s, g * k, d) if low is not None else torch.empty(s, g * k, d, dtype=torch.bfloat16)
-            StackedLinear._weight_grad(grad_zt, x, gw_low, g)
+            gw_low = low.grad[:, lo:hi] if low is not None else torch.empty(s, g, k, d, dtype=torch.bfloat16)
+            StackedLinear._weight_grad(grad_zt, x, gw_low, lo)
             if low is None:
-                weight.grad.view(s, g * k, d).copy_(gw_low)
+                weight.grad[:, lo:hi].copy_(gw_low)
         else:
-            StackedLinear._weight_grad(grad_zt, x, weight.grad.view(s, g * k, d), g)
-        return None, gb, None, None, None
+            StackedLinear._weight_grad(grad_zt, x, weight.grad[:, lo:hi], lo)
+        return None, gb, None, None, None, None, None
 
     @staticmethod
-    def _weight_grad(grad_zt, x, out, g: int):
-        """grad_W = grad_z^T x into ``out`` (S, G K, D): per seed, or per model for inputs (S, G, B, D)."""
-        s, gk, d = out.shape
-        mm = onednn_matmul() if out.dtype == torch.float32 and out.device.type == "cpu" else None
-        if x.dim() == 4:
-            torch.bmm(grad_zt.reshape(s * g, gk // g, -1), x.reshape(s * g, -1, d), out=out.view(s * g, gk // g, d))
-        elif mm is not None:
-            for i in range(s):
-                mm.matmul_into(grad_zt[i], x[i], out[i], 0.0)
-        else:
-            for i in range(s):
-                torch.mm(grad_zt[i], x[i], out=out[i])
+    def _weight_grad(grad_zt, x, out, lo: int):
+        """grad_W = grad_z^T x into ``out`` (S, g, K, D), each seed's block contiguous: per seed, or per
+        model for inputs (S, G, B, D) (models ``lo .. lo + g`` of them)."""
+        s, g, k, d = out.shape
+        mm = float32_cpu_products(out, x)
+        for i in range(s):
+            if x.dim() == 4:
+                torch.bmm(grad_zt[i].view(g, k, -1), x[i, lo:lo + g], out=out[i])
+            elif mm is not None:
+                mm.matmul_into(grad_zt[i], x[i], out[i].view(g * k, d), 0.0)
+            else:
+                torch.mm(grad_zt[i], x[i], out=out[i].view(g * k, d))
 
 
 class LowPrecisionWeights:
@@ -420,26 +495,29 @@ class InfoMaxBank(torch.nn.Module):
     def losses(self, x: torch.Tensor, low: LowPrecisionWeights | None = None) -> torch.Tensor:
         """Per-model training loss (S, G) on one batch ``x`` (S, B, D), one seed's batch each.
 
-        One matrix product per seed for all G models (:class:`StackedLinear`) gives z^T (S, G K, B);
-        then, span by span of settings, the InfoMax loss (:class:`InfoMaxBlocks`, compiled, or the
-        PyTorch path) or the reconstruction loss.  (Split, not slicing: the backward of a split is one
-        concatenation, not a zero-filled copy per part.)  ``low``: see :class:`StackedLinear`.
+        Span by span of settings (the InfoMax-loss models, the reconstruction models): one matrix
+        product per seed for the span's models (:class:`StackedLinear`) gives their z^T (S, g K, B);
+        then the InfoMax loss (:class:`InfoMaxBlocks`, compiled) or the reconstruction loss
+        (:class:`ReconstructionBlocks`, compiled, float32), or either in PyTorch.  ``low``: see :class:`StackedLinear`.
         """
-        zt = StackedLinear.apply(self.weight, self.bias, x, self.bf16, low)
-        s, _, b = zt.shape
-        kernel = infomax_kernel() if zt.device.type == "cpu" and zt.dtype == torch.float32 else None
-        parts = zt.split([(hi - lo) * self.k for lo, hi, _ in self.spans], dim=1)
+        kernel = infomax_kernel() if x.device.type == "cpu" else None     # (z^T is float32 either way)
         out = []
-        for (lo, hi, recon), part in zip(self.spans, parts):
+        for lo, hi, recon in self.spans:
+            part = StackedLinear.apply(self.weight, self.bias[:, lo:hi], x, self.bf16, low, lo, hi)
+            s, _, b = part.shape
             if not recon and kernel is not None:
                 out.append(InfoMaxBlocks.apply(part, self.knots[:, lo:hi], self.kinds[lo:hi], self.lam[lo:hi]))
                 continue
+            if recon:
+                r0 = self.recon.index(lo)
+                dec = self.decoder if hi - lo == len(self.recon) else self.decoder[:, r0:r0 + hi - lo]
+                if kernel is not None and not self.bf16 and float32_cpu_products(x, dec) is not None:
+                    out.append(ReconstructionBlocks.apply(part, dec, self.knots[:, lo:hi], x, self.kinds[lo:hi]))
+                    continue
             a = self.activations(part.transpose(1, 2).view(s, b, hi - lo, self.k), lo)
             if not recon:
                 out.append(infomax_loss(a, self.lam[lo:hi].view(1, -1)))
                 continue
-            r0 = self.recon.index(lo)
-            dec = self.decoder if hi - lo == len(self.recon) else self.decoder[:, r0:r0 + hi - lo]
             out.append(ReconstructionLoss.apply(a, dec, x, self.bf16))
         return torch.cat(out, 1) if len(out) > 1 else out[0]
 

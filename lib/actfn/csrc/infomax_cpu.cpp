@@ -205,34 +205,137 @@ void rows_times_tiles(const float* W, const float* c, float* out, int64_t K, int
 }
 #endif
 
-// One model: z (K x B) -> its loss; if gz, dL/dz (K x B) and, for PWL, dL/dy into gy (P).
-// scratch holds 4 K B + 3 K K floats.
+// a = f(z) into act (K x B) and, except for softmax, f'(z) into deriv; softmax is across the K units of
+// each sample (a column of the block).  col: B floats of scratch.
+void activate_block(int64_t kind, const float* z, int64_t K, int64_t B, const Pwl& p, float* act, float* deriv,
+                    float* col) {
+  if (kind != SOFTMAX) {
+    for (int64_t k = 0; k < K; ++k) activate_row(kind, z + k * B, act + k * B, deriv + k * B, B, p);
+    return;
+  }
+  float* sums = deriv;   // (softmax has no elementwise derivative: deriv's first row is scratch)
+  for (int64_t b = 0; b < B; ++b) col[b] = z[b];
+  for (int64_t k = 1; k < K; ++k)
+    for (int64_t b = 0; b < B; ++b) col[b] = std::max(col[b], z[k * B + b]);    // the column max
+  for (int64_t b = 0; b < B; ++b) sums[b] = 0.f;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t b = 0; b < B; ++b) {
+      const float x = z[k * B + b] - col[b];
+      act[k * B + b] = x == x ? exp_approx(x) : x;   // x <= 0 (NaN stays NaN)
+      sums[b] += act[k * B + b];
+    }
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t b = 0; b < B; ++b) act[k * B + b] /= sums[b];
+}
+
+// C = c c^T * scale (K x K) for c (K x B): register tiles (covariance_tiles) where the shape allows, else
+// four dot products per pass over c_i (four independent sums, not one chain)
+void gram_matrix(const float* c, float* C, int64_t K, int64_t B, float scale) {
+#if defined(__AVX512F__)
+  if (K % 4 == 0 && B % 16 == 0) {
+    covariance_tiles(c, C, K, B, scale);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < K; ++i) {
+    const float* ci = c + i * B;
+    int64_t j = i;
+    for (; j + 4 <= K; j += 4) {
+      const float *c0 = c + j * B, *c1 = c0 + B, *c2 = c1 + B, *c3 = c2 + B;
+      float d0 = 0.f, d1 = 0.f, d2 = 0.f, d3 = 0.f;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+      for (int64_t b = 0; b < B; ++b) {
+        d0 += ci[b] * c0[b];
+        d1 += ci[b] * c1[b];
+        d2 += ci[b] * c2[b];
+        d3 += ci[b] * c3[b];
+      }
+      C[i * K + j] = C[j * K + i] = d0 * scale;
+      C[i * K + j + 1] = C[(j + 1) * K + i] = d1 * scale;
+      C[i * K + j + 2] = C[(j + 2) * K + i] = d2 * scale;
+      C[i * K + j + 3] = C[(j + 3) * K + i] = d3 * scale;
+    }
+    for (; j < K; ++j) {
+      const float* cj = c + j * B;
+      float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t b = 0; b < B; ++b) dot += ci[b] * cj[b];
+      C[i * K + j] = C[j * K + i] = dot * scale;
+    }
+  }
+}
+
+// out = W c * scale (K x B) for W (K x K), c (K x B): register tiles (rows_times_tiles) where the shape
+// allows, else row by row, four rows of c per pass over the result row
+void matrix_times_rows(const float* W, const float* c, float* out, int64_t K, int64_t B, float scale) {
+#if defined(__AVX512F__)
+  if (K % 4 == 0 && B % 16 == 0) {
+    if (B % 64 == 0) rows_times_tiles<4>(W, c, out, K, B, scale);
+    else if (B % 32 == 0) rows_times_tiles<2>(W, c, out, K, B, scale);
+    else rows_times_tiles<1>(W, c, out, K, B, scale);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < K; ++i) {
+    float* __restrict g = out + i * B;
+    for (int64_t b = 0; b < B; ++b) g[b] = 0.f;
+    int64_t j = 0;
+    for (; j + 4 <= K; j += 4) {
+      const float w0 = scale * W[i * K + j], w1 = scale * W[i * K + j + 1], w2 = scale * W[i * K + j + 2],
+                  w3 = scale * W[i * K + j + 3];
+      const float *__restrict c0 = c + j * B, *__restrict c1 = c0 + B, *__restrict c2 = c1 + B,
+                  *__restrict c3 = c2 + B;
+#pragma omp simd
+      for (int64_t b = 0; b < B; ++b) g[b] += w0 * c0[b] + w1 * c1[b] + w2 * c2[b] + w3 * c3[b];
+    }
+    for (; j < K; ++j) {
+      const float w = scale * W[i * K + j];
+      const float* __restrict cj = c + j * B;
+#pragma omp simd
+      for (int64_t b = 0; b < B; ++b) g[b] += w * cj[b];
+    }
+  }
+}
+
+// dL/dz (K x B) from dL/da through f (act, deriv from activate_block), and for PWL dL/dy added into gy
+// (P).  col: B floats of scratch.
+void through_activation(int64_t kind, const float* z, const float* act, const float* deriv, const float* ga,
+                        int64_t K, int64_t B, const Pwl& p, float* gz, float* gy, float* col) {
+  if (kind == SOFTMAX) {
+    // dz_k = a_k (ga_k - sum_k' a_k' ga_k'), per sample
+    for (int64_t b = 0; b < B; ++b) col[b] = 0.f;
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t b = 0; b < B; ++b) col[b] += act[k * B + b] * ga[k * B + b];
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t b = 0; b < B; ++b) gz[k * B + b] = act[k * B + b] * (ga[k * B + b] - col[b]);
+    return;
+  }
+  for (int64_t e = 0; e < K * B; ++e) gz[e] = ga[e] * deriv[e];
+  if (kind == PWL && gy) {
+    const int64_t segs = p.last + 1;
+    std::vector<float> hist(2 * segs, 0.f);
+    for (int64_t k = 0; k < K; ++k) pwl_knot_histogram(z + k * B, ga + k * B, B, p, hist.data(), hist.data() + segs);
+    // a = left_i + rise_i u with left_i = y_i, rise_i = y_{i+1} - y_i
+    for (int64_t i = 0; i < segs; ++i) {
+      gy[i] += hist[i] - hist[segs + i];
+      gy[i + 1] += hist[segs + i];
+    }
+  }
+}
+
+// One model: z (K x B) -> its InfoMax loss; if gz, dL/dz (K x B) and, for PWL, dL/dy into gy (P).
+// scratch holds 4 K B + 3 K K + B floats.
 float model_block(int64_t kind, float lam, float eps, const float* z, int64_t K, int64_t B, const Pwl& p,
                   float* gz, float* gy, float* scratch) {
-  float* a = scratch;           // f(z), then the centred c
+  float* a = scratch;           // the centred c
   float* ga = a + K * B;        // dL/da
-  float* act = ga + K * B;      // f(z) (kept for softmax's derivative)
+  float* act = ga + K * B;      // f(z)
   float* deriv = act + K * B;   // f'(z) (not softmax)
   float* C = deriv + K * B;     // covariance, then G
   float* R = C + K * K;         // correlation
   float* off = R + K * K;       // R - I
-  if (kind == SOFTMAX) {
-    // across the K units of each sample: a column of the block
-    for (int64_t b = 0; b < B; ++b) a[b] = z[b];
-    for (int64_t k = 1; k < K; ++k)
-      for (int64_t b = 0; b < B; ++b) a[b] = std::max(a[b], z[k * B + b]);    // the column max
-    for (int64_t b = 0; b < B; ++b) ga[b] = 0.f;                               // the column sums
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t b = 0; b < B; ++b) {
-        const float x = z[k * B + b] - a[b];
-        act[k * B + b] = x == x ? exp_approx(x) : x;   // x <= 0 (NaN stays NaN)
-        ga[b] += act[k * B + b];
-      }
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t b = 0; b < B; ++b) act[k * B + b] /= ga[b];
-  } else {
-    for (int64_t k = 0; k < K; ++k) activate_row(kind, z + k * B, act + k * B, deriv + k * B, B, p);
-  }
+  float* col = off + K * K;     // one sample's worth of scratch
+  activate_block(kind, z, K, B, p, act, deriv, col);
   // centre
   for (int64_t k = 0; k < K; ++k) {
     const float* row = act + k * B;
@@ -242,41 +345,9 @@ float model_block(int64_t kind, float lam, float eps, const float* z, int64_t K,
     const float mean = sum / float(B);
     for (int64_t b = 0; b < B; ++b) a[k * B + b] = row[b] - mean;
   }
-  // C = c c^T / (B - 1): register tiles (covariance_tiles) where the shape allows, else four dot
-  // products per pass over c_i (four independent sums, not one chain)
+  // C = c c^T / (B - 1)
   const float inv = 1.f / float(B - 1);
-#if defined(__AVX512F__)
-  const bool tiles = K % 4 == 0 && B % 16 == 0;
-  if (tiles) covariance_tiles(a, C, K, B, inv);
-#else
-  const bool tiles = false;
-#endif
-  for (int64_t i = 0; !tiles && i < K; ++i) {
-    const float* ci = a + i * B;
-    int64_t j = i;
-    for (; j + 4 <= K; j += 4) {
-      const float *c0 = a + j * B, *c1 = c0 + B, *c2 = c1 + B, *c3 = c2 + B;
-      float d0 = 0.f, d1 = 0.f, d2 = 0.f, d3 = 0.f;
-#pragma omp simd reduction(+ : d0, d1, d2, d3)
-      for (int64_t b = 0; b < B; ++b) {
-        d0 += ci[b] * c0[b];
-        d1 += ci[b] * c1[b];
-        d2 += ci[b] * c2[b];
-        d3 += ci[b] * c3[b];
-      }
-      C[i * K + j] = C[j * K + i] = d0 * inv;
-      C[i * K + j + 1] = C[(j + 1) * K + i] = d1 * inv;
-      C[i * K + j + 2] = C[(j + 2) * K + i] = d2 * inv;
-      C[i * K + j + 3] = C[(j + 3) * K + i] = d3 * inv;
-    }
-    for (; j < K; ++j) {
-      const float* cj = a + j * B;
-      float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-      for (int64_t b = 0; b < B; ++b) dot += ci[b] * cj[b];
-      C[i * K + j] = C[j * K + i] = dot * inv;
-    }
-  }
+  gram_matrix(a, C, K, B, inv);
   std::vector<float> sd(K), inv_sd(K);
   double loss = 0.0;
   for (int64_t i = 0; i < K; ++i) {
@@ -308,57 +379,41 @@ float model_block(int64_t kind, float lam, float eps, const float* z, int64_t K,
     for (int64_t j = 0; j < K; ++j) C[i * K + j] = 2.f * lam * off[i * K + j] * (inv_sd[i] * inv_sd[j]);
     C[i * K + i] += -1.f / (var + eps) - through_sd;
   }
-  // dL/da = 2 G c / (B - 1): register tiles (rows_times_tiles) where the shape allows, else row by row,
-  // four rows of c per pass over the result row
-  const float scale = 2.f * inv;
-#if defined(__AVX512F__)
-  if (tiles) {
-    if (B % 64 == 0) rows_times_tiles<4>(C, a, ga, K, B, scale);
-    else if (B % 32 == 0) rows_times_tiles<2>(C, a, ga, K, B, scale);
-    else rows_times_tiles<1>(C, a, ga, K, B, scale);
-  }
-#endif
-  for (int64_t i = 0; !tiles && i < K; ++i) {
-    float* __restrict g = ga + i * B;
-    for (int64_t b = 0; b < B; ++b) g[b] = 0.f;
-    int64_t j = 0;
-    for (; j + 4 <= K; j += 4) {
-      const float w0 = scale * C[i * K + j], w1 = scale * C[i * K + j + 1], w2 = scale * C[i * K + j + 2],
-                  w3 = scale * C[i * K + j + 3];
-      const float *__restrict c0 = a + j * B, *__restrict c1 = c0 + B, *__restrict c2 = c1 + B,
-                  *__restrict c3 = c2 + B;
-#pragma omp simd
-      for (int64_t b = 0; b < B; ++b) g[b] += w0 * c0[b] + w1 * c1[b] + w2 * c2[b] + w3 * c3[b];
-    }
-    for (; j < K; ++j) {
-      const float w = scale * C[i * K + j];
-      const float* __restrict cj = a + j * B;
-#pragma omp simd
-      for (int64_t b = 0; b < B; ++b) g[b] += w * cj[b];
-    }
-  }
-  if (kind == SOFTMAX) {
-    // dz_k = a_k (ga_k - sum_k' a_k' ga_k'), per sample
-    float* dot = a;  // c is no longer needed
-    for (int64_t b = 0; b < B; ++b) dot[b] = 0.f;
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t b = 0; b < B; ++b) dot[b] += act[k * B + b] * ga[k * B + b];
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t b = 0; b < B; ++b) gz[k * B + b] = act[k * B + b] * (ga[k * B + b] - dot[b]);
-    return float(loss);
-  }
-  for (int64_t e = 0; e < K * B; ++e) gz[e] = ga[e] * deriv[e];
-  if (kind == PWL && gy) {
-    const int64_t segs = p.last + 1;
-    std::vector<float> hist(2 * segs, 0.f);
-    for (int64_t k = 0; k < K; ++k) pwl_knot_histogram(z + k * B, ga + k * B, B, p, hist.data(), hist.data() + segs);
-    // a = left_i + rise_i u with left_i = y_i, rise_i = y_{i+1} - y_i
-    for (int64_t i = 0; i < segs; ++i) {
-      gy[i] += hist[i] - hist[segs + i];
-      gy[i + 1] += hist[segs + i];
-    }
-  }
+  // dL/da = 2 G c / (B - 1)
+  matrix_times_rows(C, a, ga, K, B, 2.f * inv);
+  through_activation(kind, z, act, deriv, ga, K, B, p, gz, gy, col);
   return float(loss);
+}
+
+// One reconstruction model (the decoder stored as W'^T, K x D): z (K x B), proj = W'^T x^T (K x B, the
+// batch's projections), M = W'^T W' (K x K), xx = mean_n ||x_n||^2 ->
+//     L = mean_n ||x_n - W' a_n||^2 = xx + (1/B) sum_n (a_n^T M a_n - 2 a_n . proj_n)
+// (the expansion of actfn.infomax.ReconstructionLoss).  If gz: dL/da = (2/B)(M a - proj) through f into
+// gz (and PWL's gy), and the two factors of dL/dW'^T = (2/B)(a a^T) W'^T - (2/B) a x: aat = (2/B) a a^T
+// (K x K) and na = -(2/B) a (K x B).  scratch holds 3 K B + B floats.
+float reconstruction_block(int64_t kind, const float* z, const float* proj, const float* M, float xx, int64_t K,
+                           int64_t B, const Pwl& p, float* gz, float* gy, float* na, float* aat, float* scratch) {
+  float* act = scratch;         // f(z)
+  float* deriv = act + K * B;   // f'(z) (not softmax)
+  float* ma = deriv + K * B;    // M a, then dL/da
+  float* col = ma + K * B;
+  activate_block(kind, z, K, B, p, act, deriv, col);
+  matrix_times_rows(M, act, ma, K, B, 1.f);
+  double quad = 0.0;
+  for (int64_t k = 0; k < K; ++k) {
+    float row = 0.f;
+#pragma omp simd reduction(+ : row)
+    for (int64_t b = 0; b < B; ++b) row += act[k * B + b] * (ma[k * B + b] - 2.f * proj[k * B + b]);
+    quad += row;
+  }
+  const float loss = float(double(xx) + quad / double(B));
+  if (!gz) return loss;
+  const float two_b = 2.f / float(B);
+  for (int64_t e = 0; e < K * B; ++e) ma[e] = two_b * (ma[e] - proj[e]);
+  through_activation(kind, z, act, deriv, ma, K, B, p, gz, gy, col);
+  for (int64_t e = 0; e < K * B; ++e) na[e] = -two_b * act[e];
+  gram_matrix(act, aat, K, B, two_b);
+  return loss;
 }
 
 }  // namespace
@@ -398,7 +453,7 @@ std::vector<torch::Tensor> infomax_blocks(torch::Tensor zt, torch::Tensor kinds,
   float* gzp = need_grad ? gz.data_ptr<float>() : nullptr;
   float* gyp = need_grad ? gy.data_ptr<float>() : nullptr;
   at::parallel_for(0, S * M, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scratch(4 * K * B + 3 * K * K);
+    std::vector<float> scratch(4 * K * B + 3 * K * K + B);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t s = t / M, m = t % M;
       const Pwl p{yk + t * P, P - 2, pa, pb, h};
@@ -408,6 +463,66 @@ std::vector<torch::Tensor> infomax_blocks(torch::Tensor zt, torch::Tensor kinds,
     }
   });
   return {loss, gz, gy};
+}
+
+// The reconstruction models of a bank: zt (S, R K, B) their pre-activations, proj (S, R K, B) = W'^T x^T,
+// gram (S, R, K, K) = W'^T W', xx (S,) = mean_n ||x_n||^2 of each seed's batch, kinds (R,), knots (S, R, P).
+// Returns loss (S, R) and, if need_grad, dL/dzt (S, R K, B), dL/dknots (S, R, P), na = -(2/B) a
+// (S, R K, B) and aat = (2/B) a a^T (S, R, K, K) (the factors of dL/dW'^T), for grad_loss = 1.
+std::vector<torch::Tensor> reconstruction_blocks(torch::Tensor zt, torch::Tensor proj, torch::Tensor gram,
+                                                 torch::Tensor xx, torch::Tensor kinds, torch::Tensor knots,
+                                                 double lo, double hi, bool need_grad) {
+  TORCH_CHECK(zt.device().is_cpu() && zt.scalar_type() == torch::kFloat32 && zt.dim() == 3,
+              "reconstruction_blocks: zt must be a float32 CPU tensor (S, R K, B)");
+  const int64_t S = zt.size(0), R = kinds.size(0), B = zt.size(2);
+  TORCH_CHECK(R > 0 && zt.size(1) % R == 0, "reconstruction_blocks: zt rows are not a multiple of the models");
+  const int64_t K = zt.size(1) / R;
+  TORCH_CHECK(proj.sizes() == zt.sizes() && proj.scalar_type() == torch::kFloat32,
+              "reconstruction_blocks: proj must be float32 of zt's shape");
+  TORCH_CHECK(gram.dim() == 4 && gram.size(0) == S && gram.size(1) == R && gram.size(2) == K && gram.size(3) == K &&
+              gram.scalar_type() == torch::kFloat32, "reconstruction_blocks: gram must be float32 (S, R, K, K)");
+  TORCH_CHECK(xx.numel() == S, "reconstruction_blocks: xx must hold one value per seed");
+  TORCH_CHECK(knots.dim() == 3 && knots.size(0) == S && knots.size(1) == R && knots.size(2) >= 2,
+              "reconstruction_blocks: knots must be (S, R, P)");
+  zt = zt.contiguous();
+  proj = proj.contiguous();
+  gram = gram.contiguous();
+  auto xxf = xx.to(torch::kFloat32).contiguous();
+  auto kind = kinds.to(torch::kInt64).contiguous();
+  auto y = knots.to(torch::kFloat32).contiguous();
+  const int64_t P = y.size(2);
+  TORCH_CHECK(kind.min().item<int64_t>() >= 0 && kind.max().item<int64_t>() < KINDS,
+              "reconstruction_blocks: unknown activation kind");
+  auto loss = torch::empty({S, R}, zt.options());
+  torch::Tensor gz, gy, na, aat;
+  if (need_grad) {
+    gz = torch::empty_like(zt);
+    gy = torch::zeros({S, R, P}, zt.options());
+    na = torch::empty_like(zt);
+    aat = torch::empty_like(gram);
+  }
+  const float h = float((hi - lo) / double(P - 1));
+  const float pa = float(1.0 / ((hi - lo) / double(P - 1))), pb = float(-lo / ((hi - lo) / double(P - 1)));
+  const float *z = zt.data_ptr<float>(), *pr = proj.data_ptr<float>(), *gm = gram.data_ptr<float>();
+  const float *xs = xxf.data_ptr<float>(), *yk = y.data_ptr<float>();
+  const int64_t* kd = kind.data_ptr<int64_t>();
+  float* out = loss.data_ptr<float>();
+  float* gzp = need_grad ? gz.data_ptr<float>() : nullptr;
+  float* gyp = need_grad ? gy.data_ptr<float>() : nullptr;
+  float* nap = need_grad ? na.data_ptr<float>() : nullptr;
+  float* aap = need_grad ? aat.data_ptr<float>() : nullptr;
+  at::parallel_for(0, S * R, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(3 * K * B + B);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t s = t / R, r = t % R;
+      const Pwl p{yk + t * P, P - 2, pa, pb, h};
+      const int64_t block = t * K * B;
+      out[t] = reconstruction_block(kd[r], z + block, pr + block, gm + t * K * K, xs[s], K, B, p,
+                                    gzp ? gzp + block : nullptr, gyp ? gyp + t * P : nullptr,
+                                    nap ? nap + block : nullptr, aap ? aap + t * K * K : nullptr, scratch.data());
+    }
+  });
+  return {loss, gz, gy, na, aat};
 }
 
 // Adam on the bank's weight rows, with the norm-constrained variant's projection and the bfloat16 copy
@@ -557,6 +672,7 @@ bool flush_denormals(bool on) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("flush_denormals", &flush_denormals, "FTZ/DAZ on or off in this thread and the OpenMP pool (x86)");
+  m.def("reconstruction_blocks", &reconstruction_blocks, "f and the reconstruction loss of the reconstruction models (CPU)");
   m.def("adam_rows", &adam_rows, "Adam + unit-row projection + bfloat16 copy, row by row (CPU)");
   m.def("infomax_blocks", &infomax_blocks, "activation + InfoMax loss (+ gradient) per model block (CPU)");
 }
