@@ -183,14 +183,8 @@ class ReconstructionLoss(torch.autograd.Function):
     def forward(ctx, a, dec, x, bf16: bool):
         s, r, b, k = a.shape
         d = dec.shape[-1]
-        mm = float32_cpu_products(x, dec) if not bf16 else None
-        if mm is not None:           # float32 on the CPU: oneDNN, one product per seed
-            proj = torch.empty(s, b, r * k)
-            for i in range(s):
-                mm.matmul_into(x[i], dec[i].view(r * k, d).T, proj[i], 0.0)
-        else:
-            with bf16_products(x, bf16):
-                proj = torch.bmm(x, dec.reshape(s, r * k, d).transpose(1, 2)).to(a.dtype)
+        with bf16_products(x, bf16):
+            proj = torch.bmm(x, dec.reshape(s, r * k, d).transpose(1, 2)).to(a.dtype)
         proj = proj.view(s, b, r, k).transpose(1, 2)                     # W'^T x (S, R, B, K)
         a_gram = a @ (dec @ dec.transpose(-1, -2))                         # a W'^T W'
         rec = (torch.linalg.vecdot(x, x).unsqueeze(1) - 2 * torch.linalg.vecdot(a, proj)
@@ -209,14 +203,8 @@ class ReconstructionLoss(torch.autograd.Function):
         sa = scale * a
         gram_part = (sa.transpose(-1, -2) @ a) @ dec                      # (a^T a) W'^T, scaled
         sa_t = sa.transpose(-1, -2).reshape(s, r * k, b)
-        mm = float32_cpu_products(x, dec, a) if not ctx.bf16 else None
-        if mm is not None:           # float32 on the CPU: oneDNN accumulating into the Gram part, per seed
-            grad_dec, sa_t = gram_part.view(s, r * k, d), sa_t.neg()
-            for i in range(s):
-                mm.matmul_into(sa_t[i], x[i], grad_dec[i], 1.0)
-        else:
-            with bf16_products(x, ctx.bf16):
-                grad_dec = torch.baddbmm(gram_part.reshape(s, r * k, d), sa_t, x, alpha=-1).to(dec.dtype)
+        with bf16_products(x, ctx.bf16):
+            grad_dec = torch.baddbmm(gram_part.reshape(s, r * k, d), sa_t, x, alpha=-1).to(dec.dtype)
         return grad_a, grad_dec.view(s, r, k, d), None, None
 
 
@@ -330,8 +318,8 @@ def xavier_weights(seed: int, k: int, d: int) -> torch.Tensor:
 
 class StackedLinear(torch.autograd.Function):
     """z^T = W x^T + b for the models ``lo .. hi`` of a bank's stacked weights W (S, G, K, D) (``bias``:
-    their biases, (S, g, K)): (S, g K, B) for g = hi - lo, one product per seed (inputs x (S, B, D), a batch per seed), or one per model
-    (x (S, G, B, D), per-model inputs).  The bank calls it once per span of models that share a loss
+    their biases, (S, g, K)): (S, g K, B) for g = hi - lo, one product per seed (inputs x (S, B, D), a
+    batch per seed), or one per model (x (S, G, B, D), per-model inputs).  The bank calls it once per span of models that share a loss
     (:meth:`InfoMaxBank.losses`): each span's z^T is its own tensor, so no split of one product's
     output, and no concatenation of the spans' gradients in backward.
 
@@ -498,7 +486,8 @@ class InfoMaxBank(torch.nn.Module):
         Span by span of settings (the InfoMax-loss models, the reconstruction models): one matrix
         product per seed for the span's models (:class:`StackedLinear`) gives their z^T (S, g K, B);
         then the InfoMax loss (:class:`InfoMaxBlocks`, compiled) or the reconstruction loss
-        (:class:`ReconstructionBlocks`, compiled, float32), or either in PyTorch.  ``low``: see :class:`StackedLinear`.
+        (:class:`ReconstructionBlocks`, compiled, float32), or either in PyTorch.  ``low``: see
+        :class:`StackedLinear`.
         """
         kernel = infomax_kernel() if x.device.type == "cpu" else None     # (z^T is float32 either way)
         out = []
