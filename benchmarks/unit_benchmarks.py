@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -147,6 +148,26 @@ def compile_rows(repeats=10):
                     "text": "yes" if same and ops == 2 else "no", "passed": bool(same and ops == 2)}]
 
 
+ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*: \S")
+
+
+def build_failure_hint(output: str) -> str:
+    """Why a book build failed, in one line: the page and the exception its cell raised (myst-nb
+    prints the cell's traceback, in colour, above jupyter-book's closing "There was an error in
+    building your book"), else the build's last line that mentions an error."""
+    lines = [ln.strip() for ln in ANSI_CODE.sub("", output).splitlines() if ln.strip()]
+    page = next((ln.split(": WARNING")[0] for ln in lines if "Executing notebook failed" in ln), None)
+    cell = next((i for i, ln in enumerate(lines) if ln.startswith("nbclient.exceptions.CellExecutionError")), None)
+    if cell is not None:
+        trace = next((i for i in range(cell, len(lines)) if "Traceback (most recent call last)" in lines[i]), None)
+        if trace is not None:
+            raised = next((ln for ln in lines[trace + 1:] if EXCEPTION_LINE.match(ln)), None)
+            if raised is not None:
+                return f"{Path(page).name}: {raised}" if page else raised
+    return next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
+
+
 def build_rows():
     root = repo_root()
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,9 +182,8 @@ def build_rows():
             if done.returncode != 0:
                 # a failed build is a row that says why, not a lost table (offline, the chapters need
                 # ACTFN_DATASET / ACTFN_INFOMAX_DATASET set, as for `make book`)
-                lines = [ln.strip() for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
-                hint = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
-                return [{"what": f"book build failed (exit {done.returncode}): {hint[:160]}", "text": "failed",
+                hint = build_failure_hint(done.stdout + done.stderr)
+                return [{"what": f"book build failed (exit {done.returncode}): {hint[:200]}", "text": "failed",
                          "passed": False}]
             times.append(time.perf_counter() - t)
     return [{"what": "book build, cold (minutes; goal <= 20)", "value": times[0] / 60, "goal_value": 20},

@@ -70,9 +70,33 @@ def test_a_failing_book_build_is_a_row_saying_why(monkeypatch):
     import unit_benchmarks
 
     monkeypatch.setattr(unit_benchmarks.shutil, "copytree", lambda src, dst, **kw: Path(dst).mkdir(parents=True))
-    failed = subprocess.CompletedProcess([], 1, stdout="running...\n",
-                                         stderr="DatasetMissing: no CIFAR-10 under data/ (set ACTFN_DATASET)\n")
+    failed = subprocess.CompletedProcess([], 1, stdout=FAILED_BUILD_OUTPUT, stderr="")
     monkeypatch.setattr(unit_benchmarks.subprocess, "run", lambda *a, **kw: failed)
     (row,) = unit_benchmarks.build_rows()
-    assert row["passed"] is False and "DatasetMissing" in row["what"] and "exit 1" in row["what"]
+    assert row["passed"] is False and "exit 1" in row["what"]
+    # the chapter's own exception, not jupyter-book's closing "There was an error in building your book"
+    assert "deep_networks.md: DatasetMissing: no CIFAR-10 under data/ (set ACTFN_DATASET)" in row["what"]
     assert bench.meets(row) is False
+
+
+def test_a_failed_builds_hint_falls_back_to_its_last_error_line():
+    import unit_benchmarks
+
+    assert unit_benchmarks.build_failure_hint("running...\nOSError: disk full\ndone\n") == "OSError: disk full"
+
+
+# what `jupyter-book build` prints when a cell raises (trimmed; myst-nb colours the cell's traceback)
+FAILED_BUILD_OUTPUT = """\
+\x1b[91m/tmp/x/repo/book/deep_networks.md: WARNING: Executing notebook failed: CellExecutionError [mystnb.exec]\x1b[39;49;00m
+\x1b[91mException occurred:\x1b[39;49;00m
+myst_nb.core.execute.base.ExecutionError: /tmp/x/repo/book/deep_networks.md
+nbclient.exceptions.CellExecutionError: An error occurred while executing the following cell:
+------------------
+data = load(dataset)
+------------------
+\x1b[31mDatasetMissing\x1b[39m                            Traceback (most recent call last)
+\x1b[32m----> \x1b[39m\x1b[32m1\x1b[39m data = load(dataset)
+\x1b[31mDatasetMissing\x1b[39m: no CIFAR-10 under data/ (set ACTFN_DATASET)
+RuntimeError:
+There was an error in building your book. Look above for the cause.
+"""
