@@ -412,7 +412,7 @@ def test_logistic_loss_and_grad_match_autograd():
     with torch.no_grad():
         onehot_t = torch.nn.functional.one_hot(y, c).double().T.contiguous()
         loss, gw, gb = im.logistic_loss_and_grad(w, b, f, f.T.contiguous(), onehot_t, 0.3)
-    assert float(loss) == pytest.approx(float(expected), rel=1e-12)
+    assert float(loss) == pytest.approx(expected.item(), rel=1e-12)
     torch.testing.assert_close(gw, w.grad, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(gb, b.grad, rtol=1e-10, atol=1e-12)
 
