@@ -132,11 +132,14 @@ def test_compiled_bank_kernel_matches_activation_and_loss_under_autograd(k, b):
     torch.testing.assert_close(got[2], knots.grad, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("k,b", [(5, 33), (8, 64), (12, 32), (4, 48)])
-def test_compiled_reconstruction_matches_activation_and_loss_under_autograd(k, b):
+@pytest.mark.parametrize("k,b,bf16", [(5, 33, False), (8, 64, False), (12, 32, False), (4, 48, False), (8, 64, True),
+                                      (5, 33, True)])
+def test_compiled_reconstruction_matches_activation_and_loss_under_autograd(k, b, bf16):
     # ReconstructionBlocks (csrc/infomax_cpu.cpp + oneDNN products) against activate + ReconstructionLoss:
     # every activation, inputs beyond the PWL knot range, per-model loss weights, both the register
-    # tiles (K a multiple of 4, B of 16) and the plain loops
+    # tiles (K a multiple of 4, B of 16) and the plain loops; and with bfloat16 products, against
+    # ReconstructionLoss under autocast (which also rounds the decoder gradient's other term to
+    # bfloat16: so agreement to bfloat16's precision, not float32's)
     if kernels.infomax_kernel() is None or kernels.onednn_matmul() is None:
         pytest.skip("no compiled kernel or oneDNN product on this machine")
     gen = torch.Generator().manual_seed(12)
@@ -147,17 +150,21 @@ def test_compiled_reconstruction_matches_activation_and_loss_under_autograd(k, b
     knots = (torch.randn(s, r, im.PWL_KNOTS, generator=gen) * 0.5).requires_grad_(True)
     x = torch.randn(s, b, d, generator=gen)
     weights = torch.rand(s, r, generator=gen)
-    loss = im.ReconstructionBlocks.apply(zt, dec, knots, x, torch.arange(r))
+    loss = im.ReconstructionBlocks.apply(zt, dec, knots, x, torch.arange(r), bf16)
     (loss * weights).sum().backward()
     got = [loss.detach()] + [t.grad.clone() for t in (zt, dec, knots)]
     zt.grad = dec.grad = knots.grad = None
     z = zt.view(s, r, k, b).transpose(-1, -2)
     a = torch.stack([im.activate(z[:, j], kind, knots[:, j] if kind == "pwl" else None)
                      for j, kind in enumerate(im.ACTIVATIONS)], 1)
-    ref = im.ReconstructionLoss.apply(a, dec, x, False)
+    ref = im.ReconstructionLoss.apply(a, dec, x, bf16)
     (ref * weights).sum().backward()
+    tol = dict(rtol=1e-2, atol=1e-2) if bf16 else dict(rtol=1e-4, atol=1e-4)
     for mine, theirs in zip(got, [ref.detach(), zt.grad, dec.grad, knots.grad]):
-        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(mine, theirs, **tol)
+    if bf16:     # the products did take bfloat16 operands: the loss is not float32's
+        f32 = im.ReconstructionBlocks.apply(zt.detach(), dec.detach(), knots.detach(), x, torch.arange(r), False)
+        assert not torch.equal(got[0], f32)
 
 
 def test_bank_gives_the_same_losses_and_gradients_on_both_paths(monkeypatch):

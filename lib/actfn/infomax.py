@@ -210,10 +210,13 @@ class ReconstructionLoss(torch.autograd.Function):
 
 class ReconstructionBlocks(torch.autograd.Function):
     """f and the reconstruction loss of R models per seed from their pre-activations z^T (S, R K, B)
-    -> (S, R): the compiled path of the bank's reconstruction baseline (float32, CPU).
+    -> (S, R): the compiled path of the bank's reconstruction baseline (CPU).
 
     The expansion of :class:`ReconstructionLoss`: its two products with the inputs (W'^T x^T, and a x
-    in the decoder's gradient) by oneDNN, one per seed; the Gram matrices W'^T W' batched; the rest
+    in the decoder's gradient) one per seed, by oneDNN in float32, or with ``bf16`` on bfloat16
+    operands as :class:`ReconstructionLoss` takes them under autocast (the rest stays float32 either
+    way; before this path took bfloat16 banks too, their reconstruction models were a sixth of a K = 16
+    step); the Gram matrices W'^T W' batched; the rest
     per model in ``reconstruction_blocks`` (``csrc/infomax_cpu.cpp``): a = f(z), the loss, dL/dz
     through f (and into the knots for ``pwl``), and the factors (2/B) a a^T and -(2/B) a of the
     decoder's gradient.  As in :class:`InfoMaxBlocks`, the gradients are computed with the loss (for
@@ -225,21 +228,28 @@ class ReconstructionBlocks(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, zt, dec, knots, x, kinds):
+    def forward(ctx, zt, dec, knots, x, kinds, bf16: bool = False):
         s, rk, b = zt.shape
         d = dec.shape[-1]
         mm = onednn_matmul()
-        proj = torch.empty(s, rk, b)
-        for i in range(s):
-            mm.matmul_into(dec[i].view(rk, d), x[i].T, proj[i], 0.0)          # W'^T x^T
+        if bf16:     # the two products with the inputs take bfloat16 operands, as under autocast
+            x, dec_low = x.to(torch.bfloat16), dec.to(torch.bfloat16)
+            proj = torch.stack([torch.mm(dec_low[i].view(rk, d), x[i].T) for i in range(s)]).float()
+        else:
+            proj = torch.empty(s, rk, b)
+            for i in range(s):
+                mm.matmul_into(dec[i].view(rk, d), x[i].T, proj[i], 0.0)      # W'^T x^T
         gram = dec @ dec.transpose(-1, -2)                                       # W'^T W'
         need_grad = any(ctx.needs_input_grad[:3])
         loss, grad_zt, grad_knots, na, aat = infomax_kernel().reconstruction_blocks(
             zt, proj, gram, torch.linalg.vecdot(x, x).mean(-1), kinds, knots, *PWL_RANGE, need_grad)
         if need_grad:
             grad_dec = aat @ dec                                                 # (2/B) (a a^T) W'^T
-            for i in range(s):
-                mm.matmul_into(na[i], x[i], grad_dec[i].view(rk, d), 1.0)       # - (2/B) a x
+            for i in range(s):                                                   # - (2/B) a x
+                if bf16:
+                    grad_dec[i].view(rk, d).add_(torch.mm(na[i].to(torch.bfloat16), x[i]))
+                else:
+                    mm.matmul_into(na[i], x[i], grad_dec[i].view(rk, d), 1.0)
             ctx.save_for_backward(grad_zt, grad_dec, grad_knots)
         return loss
 
@@ -251,7 +261,7 @@ class ReconstructionBlocks(torch.autograd.Function):
             grad_zt = grad_zt.view(s, r, -1).mul(grad_loss.unsqueeze(-1)).view(grad_zt.shape)
             grad_dec = grad_dec.mul(grad_loss.view(s, r, 1, 1))
             grad_knots = grad_knots.mul(grad_loss.unsqueeze(-1))
-        return grad_zt, grad_dec, grad_knots, None, None
+        return grad_zt, grad_dec, grad_knots, None, None, None
 
 
 class InfoMaxBlocks(torch.autograd.Function):
@@ -486,7 +496,7 @@ class InfoMaxBank(torch.nn.Module):
         Span by span of settings (the InfoMax-loss models, the reconstruction models): one matrix
         product per seed for the span's models (:class:`StackedLinear`) gives their z^T (S, g K, B);
         then the InfoMax loss (:class:`InfoMaxBlocks`, compiled) or the reconstruction loss
-        (:class:`ReconstructionBlocks`, compiled, float32), or either in PyTorch.  ``low``: see
+        (:class:`ReconstructionBlocks`, compiled), or either in PyTorch.  ``low``: see
         :class:`StackedLinear`.
         """
         kernel = infomax_kernel() if x.device.type == "cpu" else None     # (z^T is float32 either way)
@@ -500,8 +510,8 @@ class InfoMaxBank(torch.nn.Module):
             if recon:
                 r0 = self.recon.index(lo)
                 dec = self.decoder if hi - lo == len(self.recon) else self.decoder[:, r0:r0 + hi - lo]
-                if kernel is not None and not self.bf16 and float32_cpu_products(x, dec) is not None:
-                    out.append(ReconstructionBlocks.apply(part, dec, self.knots[:, lo:hi], x, self.kinds[lo:hi]))
+                if kernel is not None and float32_cpu_products(x, dec) is not None:
+                    out.append(ReconstructionBlocks.apply(part, dec, self.knots[:, lo:hi], x, self.kinds[lo:hi], self.bf16))
                     continue
             a = self.activations(part.transpose(1, 2).view(s, b, hi - lo, self.k), lo)
             if not recon:
