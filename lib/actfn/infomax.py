@@ -233,8 +233,8 @@ class ReconstructionBlocks(torch.autograd.Function):
         d = dec.shape[-1]
         mm = onednn_matmul()
         if bf16:     # the two products with the inputs take bfloat16 operands, as under autocast
-            x, dec_low = x.to(torch.bfloat16), dec.to(torch.bfloat16)
-            proj = torch.stack([torch.mm(dec_low[i].view(rk, d), x[i].T) for i in range(s)]).float()
+            x_low, dec_low = x.to(torch.bfloat16), dec.to(torch.bfloat16)
+            proj = torch.stack([torch.mm(dec_low[i].view(rk, d), x_low[i].T) for i in range(s)]).float()
         else:
             proj = torch.empty(s, rk, b)
             for i in range(s):
@@ -247,7 +247,7 @@ class ReconstructionBlocks(torch.autograd.Function):
             grad_dec = aat @ dec                                                 # (2/B) (a a^T) W'^T
             for i in range(s):                                                   # - (2/B) a x
                 if bf16:
-                    grad_dec[i].view(rk, d).add_(torch.mm(na[i].to(torch.bfloat16), x[i]))
+                    grad_dec[i].view(rk, d).add_(torch.mm(na[i].to(torch.bfloat16), x_low[i]))
                 else:
                     mm.matmul_into(na[i], x[i], grad_dec[i].view(rk, d), 1.0)
             ctx.save_for_backward(grad_zt, grad_dec, grad_knots)
