@@ -37,24 +37,29 @@ def benchmark_settings() -> list:
     return im.study_settings(im.ACTIVATIONS, [0.1, 1.0, 10.0], im.CONSTRAINTS)
 
 
-def matmul_seconds(rows: int, inner: int, cols: int, precision: str, repeats: int = 15) -> float:
-    """One product of this shape by the library the bank uses (float32: oneDNN where it loads), the
-    median of ``repeats`` (a mean let one slow call, common on these VMs, lower the ceiling)."""
+def median_seconds(fn, repeats: int = 15) -> float:
+    """The median time of ``fn()`` over ``repeats`` calls after one warm-up call (a mean would let one
+    slow call, common on these VMs, lower the ceiling)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_seconds(rows: int, inner: int, cols: int, precision: str) -> float:
+    """One product of this shape by the library the bank uses (float32: oneDNN where it loads)."""
     dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
     a, b = torch.randn(rows, inner).to(dtype), torch.randn(inner, cols).to(dtype)
     out = torch.empty(rows, cols, dtype=dtype)
     mm = kernels.onednn_matmul() if dtype == torch.float32 else None
     product = (lambda: mm.matmul_into(a, b, out, 0.0)) if mm is not None else (lambda: torch.mm(a, b, out=out))
-    product()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        product()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return median_seconds(product)
 
 
-def adam_seconds(rows: int, cols: int = 784, repeats: int = 15) -> float:
+def adam_seconds(rows: int, cols: int = 784) -> float:
     """One Adam update of a (rows, cols) float32 weight as the bank runs it (the compiled ``adam_rows``
     where it loads, else torch's fused Adam): a pass over the weights, their gradient and two moments
     (seven streams of the weights' size), which no batching removes."""
@@ -67,17 +72,11 @@ def adam_seconds(rows: int, cols: int = 784, repeats: int = 15) -> float:
     else:
         w.grad = g
         update = torch.optim.Adam([w], lr=1e-3, fused=True).step
-    update()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        update()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return median_seconds(update)
 
 
-def ceiling_ratio(k: int, precision: str, plain_model_epochs_per_s: float, steps_per_epoch: int,
-                  trained: int, weight_rows: int, seeds: int) -> float:
+def ceiling_ratio(precision: str, plain_model_epochs_per_s: float, steps_per_epoch: int, trained: int,
+                  weight_rows: int, seeds: int) -> float:
     """Upper bound of bank ÷ conventional: the conventional loop's time per model-step ÷ one trained
     model's share of what the bank cannot avoid per seed: its products with the batch, forward
     (rows x 784) @ (784 x 128) and weight gradient (rows x 128) @ (128 x 784), each timed in its own
@@ -129,9 +128,9 @@ def infomax_rows(ks=(16, 32, 64), seeds=3, n=2048, epochs=2, precisions=("float3
             ratios = {key: [b / o for b, o in zip(rates["batched"], rates[key])] for key in ("plain", "alone")}
             over = lambda key: statistics.median(ratios[key])
             tag = f"K={k}, {precision} matmuls"
-            # what no batching can beat: a lone model's step ÷ its two products (z = W x, grad_W) at this
-            # CPU's rate for one large product of the bank's shape, and its Adam update
-            ceiling = ceiling_ratio(k, precision, plain, len(x) // 128, len(trained),
+            # what no batching can beat: a lone model's step ÷ its share of one seed's products with the
+            # batch (z = W x, grad_W; decoders included) at this CPU's rate, and of their Adam update
+            ceiling = ceiling_ratio(precision, plain, len(x) // 128, len(trained),
                                     k * (len(trained) + sum(s.objective == "reconstruction" for s in trained)),
                                     len(seeds))
             rows += [
