@@ -186,6 +186,37 @@ def test_bank_gives_the_same_losses_and_gradients_on_both_paths(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_bank_step_without_autograd_equals_autograd(precision):
+    # loss_and_grad_ (the training loop's path with the compiled kernels) against losses() + backward
+    settings = [im.Setting(a, o) for a in im.ACTIVATIONS for o in ("infomax", "variance_only")]
+    settings += [im.Setting(a, "reconstruction") for a in ("tanh", "softmax", "pwl")]
+    x = torch.randn(2, 40, 12, generator=torch.Generator().manual_seed(5))
+    bank = im.InfoMaxBank(settings, [1, 2], 6, 12, precision)
+    if not bank.compiled_step(x):
+        pytest.skip("no compiled kernel on this machine")
+    with torch.no_grad():
+        bank.knots.normal_(0, 0.5, generator=torch.Generator().manual_seed(6))
+        bank.decoder.normal_(0, 0.3, generator=torch.Generator().manual_seed(7))
+    results = []
+    for path in ("autograd", "compiled"):
+        for p in bank.parameters():
+            p.grad = None
+        low = im.LowPrecisionWeights(bank.weight) if precision == "bfloat16" else None
+        if path == "autograd":
+            loss = bank.losses(x, low)
+            loss.sum().backward()
+            loss = loss.detach()
+        else:
+            loss = bank.loss_and_grad_(x, low)
+        weight_grad = low.grad.float() if low is not None else bank.weight.grad
+        results.append((loss, weight_grad.clone(), bank.bias.grad, bank.knots.grad, bank.decoder.grad))
+    for a, b in zip(*results):
+        assert a is not None and b is not None
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert results[1][3].abs().sum() > 0 and results[1][4].abs().sum() > 0    # (knots and decoders did get gradients)
+
+
 def test_compiled_bank_kernel_propagates_nan_to_that_model_only():
     if kernels.infomax_kernel() is None:
         pytest.skip("no compiled kernel on this machine")
@@ -214,14 +245,16 @@ def test_bank_equals_the_conventional_one_model_loop():
     x = torch.randn(200, 9, generator=gen)
     settings = [im.Setting("tanh"), im.Setting("pwl", "infomax", 10.0), im.Setting("softmax", "variance_only"),
                 im.Setting("relu", "reconstruction"), im.Setting("swish", "infomax", 1.0, "unit_rows")]
-    bank = im.train_bank(settings, [5], 4, x, epochs=2, batch_size=40)
-    for j, s in enumerate(settings):
-        model, curve = im.train_one_model(s, 5, 4, x, epochs=2, batch_size=40)
-        torch.testing.assert_close(bank.bank.weight[0, j], model.linear.weight, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(bank.bank.bias[0, j], model.linear.bias, rtol=1e-4, atol=1e-5)
-        if s.activation == "pwl":
-            torch.testing.assert_close(bank.bank.knots[0, j], model.pwl.values, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(bank.losses[:, 0, j], curve, rtol=1e-4, atol=1e-4)
+    # (two seeds: the training loop updates the bank seed by seed)
+    bank = im.train_bank(settings, [5, 6], 4, x, epochs=2, batch_size=40)
+    for i, seed in enumerate([5, 6]):
+        for j, s in enumerate(settings):
+            model, curve = im.train_one_model(s, seed, 4, x, epochs=2, batch_size=40)
+            torch.testing.assert_close(bank.bank.weight[i, j], model.linear.weight, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(bank.bank.bias[i, j], model.linear.bias, rtol=1e-4, atol=1e-5)
+            if s.activation == "pwl":
+                torch.testing.assert_close(bank.bank.knots[i, j], model.pwl.values, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(bank.losses[:, i, j], curve, rtol=1e-4, atol=1e-4)
 
 
 def test_bfloat16_matmuls_train_the_same_models_both_ways():
