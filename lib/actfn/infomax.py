@@ -524,7 +524,8 @@ class InfoMaxBank(torch.nn.Module):
         product per seed for the span's models (:class:`StackedLinear`) gives their z^T (S, g K, B);
         then the InfoMax loss (:class:`InfoMaxBlocks`, compiled) or the reconstruction loss
         (:class:`ReconstructionBlocks`, compiled), or either in PyTorch.  ``low``: see
-        :class:`StackedLinear`.
+        :class:`StackedLinear`.  Differentiable by autograd; where the compiled kernels run, the
+        training loop takes :meth:`loss_and_grad_` instead (the same numbers, without the graph).
         """
         kernel = infomax_kernel() if x.device.type == "cpu" else None     # (z^T is float32 either way)
         out = []
