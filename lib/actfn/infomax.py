@@ -536,8 +536,8 @@ class InfoMaxBank(torch.nn.Module):
                 out.append(InfoMaxBlocks.apply(part, self.knots[:, lo:hi], self.kinds[lo:hi], self.lam[lo:hi]))
                 continue
             if recon:
-                r0 = self.recon.index(lo)
-                dec = self.decoder if hi - lo == len(self.recon) else self.decoder[:, r0:r0 + hi - lo]
+                # (the whole decoder tensor when the span has them all: no slice for autograd to undo)
+                dec = self.decoder if hi - lo == len(self.recon) else self.decoder[:, self.decoder_rows(lo, hi)]
                 if kernel is not None and float32_cpu_products(x, dec) is not None:
                     out.append(ReconstructionBlocks.apply(part, dec, self.knots[:, lo:hi], x, self.kinds[lo:hi], self.bf16))
                     continue
@@ -547,6 +547,11 @@ class InfoMaxBank(torch.nn.Module):
                 continue
             out.append(ReconstructionLoss.apply(a, dec, x, self.bf16))
         return torch.cat(out, 1) if len(out) > 1 else out[0]
+
+    def decoder_rows(self, lo: int, hi: int) -> slice:
+        """The decoders (dim 1 of ``decoder``) of the reconstruction settings ``lo .. hi`` (a span)."""
+        r0 = self.recon.index(lo)
+        return slice(r0, r0 + hi - lo)
 
     def compiled_step(self, x: torch.Tensor) -> bool:
         """Whether :meth:`loss_and_grad_` can take this bank's step on inputs ``x`` (the compiled
@@ -573,11 +578,11 @@ class InfoMaxBank(torch.nn.Module):
         for lo, hi, recon in self.spans:
             zt = stacked_products(self.weight, self.bias[:, lo:hi], x_in, self.bf16, low, lo, hi)
             if recon:
-                r0 = self.recon.index(lo)
+                rows = self.decoder_rows(lo, hi)
                 loss, grad_zt, grad_dec, grad_knots = reconstruction_blocks(
-                    zt, self.decoder[:, r0:r0 + hi - lo], self.knots[:, lo:hi], x, self.kinds[lo:hi], self.bf16,
+                    zt, self.decoder[:, rows], self.knots[:, lo:hi], x, self.kinds[lo:hi], self.bf16,
                     x_low=x_in if self.bf16 else None)
-                self.decoder.grad[:, r0:r0 + hi - lo] = grad_dec
+                self.decoder.grad[:, rows] = grad_dec
             else:
                 loss, grad_zt, grad_knots = kernel.infomax_blocks(zt, self.kinds[lo:hi], self.lam[lo:hi],
                                                                   self.knots[:, lo:hi], EPS, *PWL_RANGE, True)
