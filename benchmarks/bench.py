@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 import deep_benchmarks  # noqa: E402
+import gpu_benchmarks  # noqa: E402
 import infomax_benchmarks  # noqa: E402
 import unit_benchmarks  # noqa: E402
 from actfn import kernels  # noqa: E402
@@ -60,6 +61,7 @@ def meets(row: dict):
 
 SECTIONS = {
     "activation": ("The learned activation (CPU, float32)", unit_benchmarks.activation_rows),
+    "gpu": ("The learned activation on the GPU (CUDA kernels)", gpu_benchmarks.gpu_activation_rows),
     "compile": ("torch.compile and torch.export", unit_benchmarks.compile_rows),
     "deep": ("Deep networks: one training step", deep_benchmarks.deep_rows),
     "trainers": ("Unit trainers", unit_benchmarks.trainer_rows),
@@ -129,13 +131,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-build", action="store_true", help="skip the cold and cached book builds")
     args = ap.parse_args()
-    names = [n for n in SECTIONS if not (args.no_build and n == "build")]
+    names = [n for n in SECTIONS if not (args.no_build and n == "build") and (n != "gpu" or torch.cuda.is_available())]
     info = machine()
-    print(describe(info) + f"; PWL path on the CPU: {kernels.backend()}; InfoMax bank path: {kernels.infomax_backend()}, "
-          f"float32 products: {kernels.products_backend()}")
+    print(describe(info) + f"; PWL path on the CPU: {kernels.backend()}, on CUDA tensors: {kernels.cuda_backend()}; "
+          f"InfoMax bank path: {kernels.infomax_backend()}, float32 products: {kernels.products_backend()}")
     rows = run_sections(names, echo=True)
     out = results_dir() / "benchmarks.json"
-    write_json_atomic(out, {"machine": info, "pwl_path": kernels.backend(), "infomax_path": kernels.infomax_backend(),
+    write_json_atomic(out, {"machine": info, "pwl_path": kernels.backend(), "pwl_cuda_path": kernels.cuda_backend(),
+                            "infomax_path": kernels.infomax_backend(),
                             "products": kernels.products_backend(), "date": dt.datetime.now().isoformat(timespec="seconds"),
                             "command": "make bench" + (" BENCH_ARGS=--no-build" if args.no_build else ""), "rows": rows})
     print("\nwrote", out)

@@ -13,13 +13,20 @@ once, then cached in ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_exten
 * ``cpp``: the compiled kernel or an error.
 * ``torch``: always the PyTorch path.
 
-GPU tensors always take the PyTorch path.  :func:`backend` says which path CPU tensors take.
+On CUDA tensors the activation takes ``csrc/pwl_cuda.cu`` (:func:`cuda_kernel`, built by nvcc in a
+few seconds once per GPU architecture and cached in the same folder, launched through ctypes) under
+the same three choices; a machine without nvcc warns once and takes the PyTorch path.
+:func:`backend` says which path CPU tensors take, :func:`cuda_backend` which path CUDA tensors take.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import hashlib
 import logging
 import os
+import shutil
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -30,6 +37,7 @@ BACKENDS = ("auto", "cpp", "torch")
 SOURCE = Path(__file__).with_name("csrc") / "pwl_cpu.cpp"
 INFOMAX_SOURCE = Path(__file__).with_name("csrc") / "infomax_cpu.cpp"
 MATMUL_SOURCE = Path(__file__).with_name("csrc") / "onednn_matmul.cpp"
+CUDA_SOURCE = Path(__file__).with_name("csrc") / "pwl_cuda.cu"
 
 _state: dict = {}
 
@@ -138,6 +146,83 @@ def onednn_matmul():
     return _load(("matmul", requested), "actfn_onednn_matmul", MATMUL_SOURCE, False, "torch.mm",
                  lambda err: f"actfn: oneDNN's matrix product could not be loaded ({type(err).__name__}); the "
                              "InfoMax bank's float32 products use torch.mm.")
+
+
+def extensions_dir() -> Path:
+    """Where compiled kernels are cached: ``TORCH_EXTENSIONS_DIR``, else ``~/.cache/torch_extensions``."""
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions")
+
+
+def find_nvcc() -> str | None:
+    """nvcc from ``CUDA_HOME``/``CUDA_PATH``, the PATH, or /usr/local/cuda; None if there is none."""
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")):
+        if home and (Path(home) / "bin" / "nvcc").is_file():
+            return str(Path(home) / "bin" / "nvcc")
+    found = shutil.which("nvcc")
+    if found:
+        return found
+    return "/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").is_file() else None
+
+
+def build_cuda_library(arch: str, nvcc: str | None = None) -> Path:
+    """Compile ``csrc/pwl_cuda.cu`` for ``arch`` (e.g. ``"90"``) into a cached shared library (machine
+    code for that architecture and PTX for newer ones); rebuilt only when the source changes."""
+    nvcc = nvcc or find_nvcc()
+    if nvcc is None:
+        raise FileNotFoundError("nvcc (the CUDA compiler) was not found: set CUDA_HOME or put nvcc on PATH")
+    digest = hashlib.sha256(CUDA_SOURCE.read_bytes()).hexdigest()[:12]
+    folder = extensions_dir() / f"actfn_pwl_cuda_sm{arch}_{digest}"
+    library = folder / "actfn_pwl_cuda.so"
+    if not library.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"build-{os.getpid()}.so"
+        cmd = [nvcc, "-O3", "-shared", "-Xcompiler", "-fPIC", "-gencode", f"arch=compute_{arch},code=[sm_{arch},compute_{arch}]",
+               "-o", str(tmp), str(CUDA_SOURCE)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"nvcc failed ({' '.join(cmd)}):\n{done.stderr.strip()}")
+        os.replace(tmp, library)           # atomic: a concurrent build never loads half a file
+    return library
+
+
+def cuda_kernel(device=None):
+    """The CUDA kernels for ``device`` (:class:`actfn.pwl_cuda.PwlCuda`), or ``None`` when CUDA tensors
+    are to take the PyTorch path (asked for, or nvcc cannot build them: said once, an error under
+    ``ACTFN_PWL_BACKEND=cpp``)."""
+    requested = requested_backend()
+    if requested == "torch" or not torch.cuda.is_available():
+        return None
+    device = torch.device("cuda", torch.cuda.current_device()) if device is None else torch.device(device)
+    props = torch.cuda.get_device_properties(device)
+    arch = f"{props.major}{props.minor}"
+    key = ("cuda", requested, arch, props.multi_processor_count)
+    if key not in _state:
+        try:
+            from .pwl_cuda import PwlCuda
+
+            lib = ctypes.CDLL(str(build_cuda_library(arch)))
+            kernel = PwlCuda(lib, props.multi_processor_count, getattr(props, "max_threads_per_multi_processor", 2048),
+                             getattr(props, "shared_memory_per_multiprocessor", 228 * 1024), name=f"cuda-sm{arch}")
+            _state[key] = (kernel, f"cuda-sm{arch}")
+        except Exception as err:
+            if requested == "cpp":
+                raise KernelUnavailable(f"ACTFN_PWL_BACKEND=cpp but {CUDA_SOURCE.name} could not be built: {err}") from err
+            warnings.warn(f"actfn: the CUDA kernel could not be built ({type(err).__name__}: "
+                          f"{str(err).strip().splitlines()[0] if str(err).strip() else err}); CUDA tensors take the "
+                          "PyTorch path, which is several times slower. Install the CUDA toolkit (nvcc) to fix this.",
+                          RuntimeWarning, stacklevel=3)
+            _state[key] = (None, "torch (CUDA kernel unavailable)")
+    return _state[key][0]
+
+
+def cuda_backend(device=None) -> str:
+    """Which path CUDA tensors take: ``cuda-smXY``, ``torch ...``, or ``no GPU``."""
+    if not torch.cuda.is_available():
+        return "no GPU"
+    if requested_backend() == "torch":
+        return "torch (ACTFN_PWL_BACKEND=torch)"
+    kernel = cuda_kernel(device)
+    return kernel.name if kernel is not None else "torch (CUDA kernel unavailable)"
 
 
 @contextlib.contextmanager

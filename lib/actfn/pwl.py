@@ -7,8 +7,9 @@ closed-form Gaussian integrals of :mod:`actfn.gaussian` have two unbounded end s
 The forward/backward pair is a custom :class:`torch.autograd.Function` that saves only the
 input and the knot values (under torch.compile/export its two passes are registered operators).  The segment index is a floor (the grid is uniform, so no search) and
 the knot gradient is a weighted histogram over the segments, recomputed in backward.  On CPU
-tensors both run in one fused pass each in a compiled kernel (:mod:`actfn.kernels`); elsewhere,
-or when the kernel cannot be built, in eager tensor ops (the "PyTorch path").
+tensors both run in one fused pass each in a compiled kernel, and on CUDA tensors in CUDA kernels
+(:mod:`actfn.kernels`, :mod:`actfn.pwl_cuda`); elsewhere, or when a kernel cannot be built, in
+eager tensor ops (the "PyTorch path").
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from .kernels import cpu_kernel
+from .kernels import cpu_kernel, cuda_kernel
 
 INITS = ("relu", "identity", "swish")
 
@@ -109,13 +110,23 @@ def _torch_backward(grad_out, x, y, lo: float, hi: float, need_x: bool, need_y: 
     return grad_x, grad_y
 
 
+def _kernel(x, y):
+    """The compiled kernel for these tensors, or None (the PyTorch path)."""
+    if x.device.type == "cpu":
+        return cpu_kernel()
+    if x.device.type == "cuda":
+        kernel = cuda_kernel(x.device)
+        return kernel if kernel is not None and kernel.supports(x, y) else None
+    return None
+
+
 def _eager_forward(x, y, lo: float, hi: float):
-    kernel = cpu_kernel() if x.device.type == "cpu" else None
+    kernel = _kernel(x, y)
     return kernel.forward(x, y, lo, hi) if kernel is not None else _torch_forward(x, y, lo, hi)
 
 
 def _eager_backward(grad_out, x, y, lo: float, hi: float, need_x: bool, need_y: bool):
-    kernel = cpu_kernel() if x.device.type == "cpu" else None
+    kernel = _kernel(x, y)
     if kernel is not None:
         return kernel.backward(grad_out, x, y, lo, hi, need_x, need_y)
     return _torch_backward(grad_out, x, y, lo, hi, need_x, need_y)
