@@ -548,3 +548,30 @@ def test_design_guesses_are_checked_both_ways():
     assert relu.endswith("low redundancy among survivors, not many dead units.")
     assert soft.endswith("no dead units, not collapse.")
     assert rep.design_guesses(half, ["tanh"]) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_bank_on_a_gpu_trains_the_cpu_banks_models(precision):
+    # every activation (the learned one through the CUDA kernels), every objective, per-model inputs too
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(240, 12, generator=gen)
+    settings = im.study_settings(im.ACTIVATIONS, [1.0], im.CONSTRAINTS)
+    cpu = im.train_bank(settings, [3, 4], 5, x, epochs=2, batch_size=60, matmul_precision=precision)
+    gpu = im.train_bank(settings, [3, 4], 5, x, epochs=2, batch_size=60, matmul_precision=precision, device="cuda")
+    assert gpu.bank.weight.device.type == "cpu"
+    tol = dict(rtol=1e-3, atol=1e-4) if precision == "float32" else dict(rtol=3e-2, atol=3e-3)
+    for name in ("weight", "bias", "knots", "decoder"):
+        torch.testing.assert_close(getattr(gpu.bank, name), getattr(cpu.bank, name), **tol)
+    np.testing.assert_allclose(gpu.losses, cpu.losses, rtol=tol["rtol"], atol=tol["atol"])
+    h = torch.randn(2, 3, 120, 6, generator=gen)
+    depth = [im.Setting(a, "infomax", 1.0) for a in ("tanh", "pwl", "softmax")]
+    a, b = (im.train_bank(depth, [3, 4], 4, h, epochs=1, batch_size=40, device=d) for d in ("cpu", "cuda"))
+    torch.testing.assert_close(b.bank.weight, a.bank.weight, rtol=1e-3, atol=1e-4)
+
+
+def test_bank_training_stops_on_a_non_finite_loss_naming_the_models():
+    x = torch.randn(80, 6, generator=torch.Generator().manual_seed(9))
+    x[7, 2] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"non-finite InfoMax loss at epoch 1 for \[\(0, Setting"):
+        im.train_bank([im.Setting("tanh"), im.Setting("relu", "variance_only")], [0], 3, x, epochs=2, batch_size=40)

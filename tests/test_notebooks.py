@@ -88,6 +88,7 @@ def test_smoke_run(chapter, tmp_path):
     ("infomax", {"reference_lambda": 3.0, "dataset": "mnist_subset"}, "reference_lambda"),
     ("infomax", {"dataset": "imagenet"}, "dataset"),
     ("infomax", {"matmul_precision": "float16", "dataset": "mnist_subset"}, "matmul_precision"),
+    ("infomax", {"device": "tpu", "dataset": "mnist_subset"}, "device"),
     ("benchmarks", {"live": ["warp"]}, "live"),
 ])
 def test_bad_parameter_stops_with_its_name(chapter, params, name, tmp_path):

@@ -112,7 +112,7 @@ def resolve_device(device: str | torch.device = "cpu") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}") from err
+        raise ValueError(f"parameter 'device' must be 'cpu', 'cuda' or 'auto', got {device!r}") from err
     require(dev.type == "cpu" or (dev.type == "cuda" and torch.cuda.is_available()), "device", device,
             "needs a CUDA GPU, and none is visible (use 'cpu' or 'auto')")
     return dev

@@ -411,7 +411,8 @@ def stacked_weight_grad_(weight, low, grad_zt, x, lo: int, hi: int):
         weight.grad = torch.empty_like(weight)
     if x.dtype == torch.bfloat16:        # bfloat16 products
         grad_zt = grad_zt.to(torch.bfloat16)
-        gw_low = low.grad[:, lo:hi] if low is not None else torch.empty(s, g, k, d, dtype=torch.bfloat16)
+        gw_low = (low.grad[:, lo:hi] if low is not None else
+                  torch.empty(s, g, k, d, dtype=torch.bfloat16, device=weight.device))
         _weight_grad(grad_zt, x, gw_low, lo)
         if low is None:
             weight.grad[:, lo:hi].copy_(gw_low)
@@ -614,8 +615,9 @@ def seed_batches(x: torch.Tensor, seeds: list[int], epoch: int, batch_size: int)
     (N, D), or (S, G, B, D) of per-model inputs (S, G, N, D) (the last partial batch dropped, so that
     every step sees B samples and the batch statistics mean the same thing)."""
     n = x.shape[-2]
+    # (drawn on the CPU whatever the device: the same seed gives the same batches everywhere)
     orders = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(s * 1_000_003 + epoch))
-                          for s in seeds])
+                          for s in seeds]).to(x.device)
     for start in range(0, n - batch_size + 1, batch_size):
         if x.dim() == 4:     # each seed's order, applied to the inputs of every model of that seed
             yield torch.stack([x[i][:, orders[i, start:start + batch_size]] for i in range(len(seeds))])
@@ -625,7 +627,8 @@ def seed_batches(x: torch.Tensor, seeds: list[int], epoch: int, batch_size: int)
 
 def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tensor, epochs: int,
                batch_size: int = 128, lr: float = 1e-3, show_progress: bool = False, desc: str = "",
-               matmul_precision: str = "float32", checkpoint: str | os.PathLike | None = None) -> BankRun:
+               matmul_precision: str = "float32", checkpoint: str | os.PathLike | None = None,
+               device: str | torch.device | None = None) -> BankRun:
     """Train every (seed, setting) model on ``x`` with Adam; the random models stay at init.
 
     ``x``: the inputs every model sees, (N, D), or each model's own inputs, (S, G, N, D) for
@@ -635,6 +638,10 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
     ``checkpoint``: a file written (atomically) after every epoch; if it exists, training continues
     from it and ends exactly where the uninterrupted run would (the batches depend only on seed and
     epoch).  A checkpoint of other settings, seeds, data or hyperparameters is refused by name.
+
+    ``device``: where the models train (default: ``x``'s device); the returned bank is on the CPU.
+    The initial weights and the batches come from the CPU's generators, so a GPU trains the same
+    models on the same batches.
     """
     require(isinstance(epochs, int) and epochs >= 1, "epochs", epochs, "must be an integer >= 1")
     require(x.dim() == 2 or (x.dim() == 4 and tuple(x.shape[:2]) == (len(seeds), len(settings))), "x",
@@ -659,9 +666,11 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
         config = {"settings": [asdict(s) for s in settings], "seeds": list(seeds), "K": k, "epochs": epochs,
                   "batch_size": batch_size, "lr": lr, "matmul_precision": matmul_precision,
                   "data": data_fingerprint(x)} if checkpoint else None
-        run = _train(InfoMaxBank([settings[j] for j in trained_index], seeds, k, x.shape[-1], matmul_precision),
-                     x_trained, epochs, batch_size, lr, show_progress, desc or f"K={k}, {len(seeds) * len(settings)} models",
-                     Path(checkpoint) if checkpoint else None, config)
+        device = torch.device(device) if device is not None else x.device
+        trained = InfoMaxBank([settings[j] for j in trained_index], seeds, k, x.shape[-1], matmul_precision).to(device)
+        run = _train(trained, x_trained.to(device), epochs, batch_size, lr, show_progress,
+                     desc or f"K={k}, {len(seeds) * len(settings)} models", Path(checkpoint) if checkpoint else None, config)
+        run.bank.cpu()
         with torch.no_grad():
             for name in ("weight", "bias", "knots"):
                 getattr(bank, name)[:, trained_index] = getattr(run.bank, name)
@@ -696,12 +705,13 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
     params = [p for p in bank.parameters() if weight_opt is None or p is not bank.weight]
     opt = torch.optim.Adam(params, lr=lr, fused=True)
     compiled_step = bank.compiled_step(x)      # (no autograd: InfoMaxBank.loss_and_grad_)
-    norms = [bank.weight.detach().norm(dim=-1).mean(-1).numpy()]
+    on_cpu = x.device.type == "cpu"
+    norms = [bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy()]
     hist = []
     steps = 0
     seconds = 0.0
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location=bank.weight.device)
         if state["config"] != config:
             raise ValueError(f"checkpoint {checkpoint} was written by other settings, seeds, data or "
                              f"hyperparameters; remove it or choose another checkpoint path")
@@ -719,17 +729,15 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
     # activations would otherwise slow a long run's steps ~3x)
     with recycled_memory(), flushed_denormals():
         for epoch in epoch_iter:
-            total = torch.zeros(len(seeds), len(bank.settings))
+            total = torch.zeros(len(seeds), len(bank.settings), device=x.device)
             count = 0
             for xb in seed_batches(x, seeds, epoch, batch_size):
                 low = weight_opt.low if weight_opt is not None else None
                 # the models are independent: the sum's gradient is each model's own gradient
                 loss = bank.loss_and_grad_(xb, low) if compiled_step else bank.losses(xb, low)
                 objective = loss.sum()
-                if not torch.isfinite(objective):
-                    bad = [(seeds[i], bank.settings[j]) for i, j in zip(*torch.nonzero(~torch.isfinite(loss)).T.tolist())]
-                    raise FloatingPointError(f"non-finite InfoMax loss at epoch {epoch + 1} for {bad[:3]}; the last "
-                                             f"good checkpoint is {checkpoint if checkpoint else 'not kept (no checkpoint path)'}")
+                if on_cpu:    # (on a GPU, once an epoch below: a check every step would wait for the GPU)
+                    _require_finite(loss, objective, seeds, bank.settings, epoch, checkpoint)
                 if not compiled_step:
                     for p in (bank.bias, bank.decoder, bank.knots):
                         p.grad = None        # (the weight's gradient is overwritten: see StackedLinear)
@@ -742,14 +750,23 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
                 total += loss.detach()
                 count += 1
                 steps += 1
-            hist.append((total / count).numpy())
-            norms.append(bank.weight.detach().norm(dim=-1).mean(-1).numpy())
+            _require_finite(total, total.sum(), seeds, bank.settings, epoch, checkpoint)
+            hist.append((total / count).cpu().numpy())
+            norms.append(bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy())
             if checkpoint is not None:
                 save_torch_atomic({"config": config, "bank": bank.state_dict(), "optimizer": opt.state_dict(),
                                    "weight_optimizer": weight_opt.state_dict() if weight_opt is not None else None,
                                    "losses": hist, "weight_norms": norms, "steps": steps,
                                    "seconds": seconds + time.perf_counter() - t0}, checkpoint)
     return BankRun(bank, np.array(hist), np.array(norms), seconds + time.perf_counter() - t0, steps)
+
+
+def _require_finite(loss: torch.Tensor, objective: torch.Tensor, seeds, settings, epoch: int, checkpoint):
+    """Stop with the models whose loss is not finite (``loss`` (S, G)), and where the last good state is."""
+    if not torch.isfinite(objective):
+        bad = [(seeds[i], settings[j]) for i, j in zip(*torch.nonzero(~torch.isfinite(loss)).T.tolist())]
+        raise FloatingPointError(f"non-finite InfoMax loss at epoch {epoch + 1} for {bad[:3]}; the last "
+                                 f"good checkpoint is {checkpoint if checkpoint else 'not kept (no checkpoint path)'}")
 
 
 class WeightAdam:
@@ -1067,12 +1084,13 @@ def checkpoint_path(checkpoint_dir, name: str, settings, seeds, k, epochs, batch
 def run_study(x_train: torch.Tensor, x_eval: torch.Tensor, activations, Ks, lambdas, seeds, epochs: int,
               constraints=("none",), batch_size: int = 128, lr: float = 1e-3, show_progress: bool = True,
               matmul_precision: str = "float32", checkpoint_dir: str | os.PathLike | None = None,
-              resume: bool = False):
+              resume: bool = False, device: str | torch.device | None = None):
     """Train one bank per K on ``x_train``; returns (records, {K: BankRun}).
 
     With ``checkpoint_dir``, each K's bank writes a checkpoint there after every epoch (see
     :func:`train_bank`); ``resume=False`` removes an existing one of the same run first (the numbers
-    come from this execution), ``resume=True`` continues from it.
+    come from this execution), ``resume=True`` continues from it.  ``device``: where the banks train
+    (see :func:`train_bank`; the metrics are computed on the CPU).
     """
     check_study_parameters(activations, Ks, lambdas, seeds, epochs, constraints)
     settings = study_settings(activations, lambdas, constraints)
@@ -1084,7 +1102,7 @@ def run_study(x_train: torch.Tensor, x_eval: torch.Tensor, activations, Ks, lamb
                                    matmul_precision, resume)
         run = train_bank(settings, list(seeds), k, x_train, epochs, batch_size, lr, show_progress=show_progress,
                          desc=f"K={k}: {len(settings) * len(seeds)} models", matmul_precision=matmul_precision,
-                         checkpoint=ckpt)
+                         checkpoint=ckpt, device=device)
         banks[k] = run
         records += bank_records(run, x_eval, show_progress)
     return records, banks
@@ -1225,7 +1243,8 @@ def setting_index(run: BankRun, activation: str, objective: str, lam: float | No
 
 def depth_followup(run: BankRun, x_train, x_eval, activations, k2: int, epochs: int, lam: float = 1.0,
                    batch_size: int = 128, lr: float = 1e-3, show_progress: bool = False,
-                   checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> list[dict]:
+                   checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+                   device: str | torch.device | None = None) -> list[dict]:
     """Greedy stacking: a second InfoMax layer (K2 units, same activation) on the standardised outputs of
     each seed's trained first layer; metrics of both layers on held-out data, per activation and seed.
 
@@ -1244,7 +1263,7 @@ def depth_followup(run: BankRun, x_train, x_eval, activations, k2: int, epochs: 
         ckpt = checkpoint_path(checkpoint_dir, f"depth_K{k2}", settings, seeds, k2, epochs, batch_size, lr, "float32",
                                resume)
     second = train_bank(settings, seeds, k2, h_train, epochs, batch_size, lr, show_progress=show_progress,
-                        desc=f"depth: {len(activations) * len(seeds)} second layers", checkpoint=ckpt)
+                        desc=f"depth: {len(activations) * len(seeds)} second layers", checkpoint=ckpt, device=device)
     records = bank_records(second, torch.stack(h_eval), show_progress)
     rows = []
     for g, (act, j) in enumerate(zip(activations, first)):
