@@ -236,11 +236,14 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--n", type=int, default=2048)
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--design", action="store_true", help="also estimate the design's full setting's time")
+    ap.add_argument("--design", action="store_true", help="also estimate the design's full setting's time "
+                                                          "(on the GPU too, when one is visible)")
+    ap.add_argument("--design-only", action="store_true", help="only that estimate")
     args = ap.parse_args()
     print(f"InfoMax bank path: {kernels.infomax_backend()}, float32 products: {kernels.products_backend()}")
-    rows = infomax_rows(args.ks, args.seeds, args.n, args.epochs) + depth_rows(args.seeds, n=args.n, epochs=args.epochs)
-    if args.design:
+    rows = [] if args.design_only else (infomax_rows(args.ks, args.seeds, args.n, args.epochs)
+                                        + depth_rows(args.seeds, n=args.n, epochs=args.epochs))
+    if args.design or args.design_only:
         rows += design_time_estimate()
     for r in rows:
         val = f"{r['ratio']:.2f}x" if "ratio" in r else f"{r['value']:.2f}"
