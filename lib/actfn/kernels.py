@@ -192,8 +192,12 @@ def cuda_kernel(device=None):
     requested = requested_backend()
     if requested == "torch" or not torch.cuda.is_available():
         return None
-    device = torch.device("cuda", torch.cuda.current_device()) if device is None else torch.device(device)
-    props = torch.cuda.get_device_properties(device)
+    index = torch.device(device).index if device is not None else None
+    index = torch.cuda.current_device() if index is None else index
+    by_device = ("cuda-device", requested, index)       # (every forward and backward asks: a dict hit)
+    if by_device in _state:
+        return _state[by_device]
+    props = torch.cuda.get_device_properties(index)
     arch = f"{props.major}{props.minor}"
     key = ("cuda", requested, arch, props.multi_processor_count)
     if key not in _state:
@@ -212,6 +216,7 @@ def cuda_kernel(device=None):
                           "PyTorch path, which is several times slower. Install the CUDA toolkit (nvcc) to fix this.",
                           RuntimeWarning, stacklevel=3)
             _state[key] = (None, "torch (CUDA kernel unavailable)")
+    _state[by_device] = _state[key][0]
     return _state[key][0]
 
 
