@@ -737,7 +737,7 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
                 loss = bank.loss_and_grad_(xb, low) if compiled_step else bank.losses(xb, low)
                 objective = loss.sum()
                 if on_cpu:    # (on a GPU, once an epoch below: a check every step would wait for the GPU)
-                    _require_finite(loss, objective, seeds, bank.settings, epoch, checkpoint)
+                    _require_finite(loss, seeds, bank.settings, epoch, checkpoint)
                 if not compiled_step:
                     for p in (bank.bias, bank.decoder, bank.knots):
                         p.grad = None        # (the weight's gradient is overwritten: see StackedLinear)
@@ -750,7 +750,7 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
                 total += loss.detach()
                 count += 1
                 steps += 1
-            _require_finite(total, total.sum(), seeds, bank.settings, epoch, checkpoint)
+            _require_finite(total, seeds, bank.settings, epoch, checkpoint)
             hist.append((total / count).cpu().numpy())
             norms.append(bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy())
             if checkpoint is not None:
@@ -761,9 +761,9 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
     return BankRun(bank, np.array(hist), np.array(norms), seconds + time.perf_counter() - t0, steps)
 
 
-def _require_finite(loss: torch.Tensor, objective: torch.Tensor, seeds, settings, epoch: int, checkpoint):
+def _require_finite(loss: torch.Tensor, seeds, settings, epoch: int, checkpoint):
     """Stop with the models whose loss is not finite (``loss`` (S, G)), and where the last good state is."""
-    if not torch.isfinite(objective):
+    if not torch.isfinite(loss).all():
         bad = [(seeds[i], settings[j]) for i, j in zip(*torch.nonzero(~torch.isfinite(loss)).T.tolist())]
         raise FloatingPointError(f"non-finite InfoMax loss at epoch {epoch + 1} for {bad[:3]}; the last "
                                  f"good checkpoint is {checkpoint if checkpoint else 'not kept (no checkpoint path)'}")
