@@ -202,7 +202,7 @@ def test_bank_step_without_autograd_equals_autograd(precision):
     for path in ("autograd", "compiled"):
         for p in bank.parameters():
             p.grad = None
-        low = im.LowPrecisionWeights(bank.weight) if precision == "bfloat16" else None
+        low = im.LowPrecisionWeights(bank.weight, bank.decoder) if precision == "bfloat16" else None
         if path == "autograd":
             loss = bank.losses(x, low)
             loss.sum().backward()
