@@ -198,23 +198,25 @@ def test_bank_step_without_autograd_equals_autograd(precision):
     with torch.no_grad():
         bank.knots.normal_(0, 0.5, generator=torch.Generator().manual_seed(6))
         bank.decoder.normal_(0, 0.3, generator=torch.Generator().manual_seed(7))
-    results = []
-    for path in ("autograd", "compiled"):
+    results = {}
+    # autograd; the compiled kernels span by span of models; the fused products (ProductRows: the
+    # weights and decoders in one storage, one product per seed each way)
+    for path in ("autograd", "spans", "fused"):
         for p in bank.parameters():
             p.grad = None
-        low = im.LowPrecisionWeights(bank.weight, bank.decoder) if precision == "bfloat16" else None
+        rows = im.ProductRows(bank) if path == "fused" else None
         if path == "autograd":
-            loss = bank.losses(x, low)
+            loss = bank.losses(x)
             loss.sum().backward()
             loss = loss.detach()
         else:
-            loss = bank.loss_and_grad_(x, low)
-        weight_grad = low.grad.float() if low is not None else bank.weight.grad
-        results.append((loss, weight_grad.clone(), bank.bias.grad, bank.knots.grad, bank.decoder.grad))
-    for a, b in zip(*results):
-        assert a is not None and b is not None
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    assert results[1][3].abs().sum() > 0 and results[1][4].abs().sum() > 0    # (knots and decoders did get gradients)
+            loss = bank.loss_and_grad_(x, rows)
+        weight_grad = rows.grad.float() if rows is not None and precision == "bfloat16" else bank.weight.grad
+        results[path] = [t.clone() for t in (loss, weight_grad, bank.bias.grad, bank.knots.grad, bank.decoder.grad)]
+    for path in ("spans", "fused"):
+        for a, b in zip(results["autograd"], results[path]):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    assert results["fused"][3].abs().sum() > 0 and results["fused"][4].abs().sum() > 0   # (knots and decoders did get gradients)
 
 
 def test_compiled_bank_kernel_propagates_nan_to_that_model_only():
@@ -287,31 +289,39 @@ def test_compiled_weight_optimizer_is_adam_then_the_projection(precision):
     # keeps the bfloat16 copy of the weights the next product reads
     if kernels.infomax_kernel() is None:
         pytest.skip("no compiled kernel on this machine")
-    settings = [im.Setting("relu"), im.Setting("tanh", constraint="unit_rows"), im.Setting("identity")]
+    settings = [im.Setting("relu"), im.Setting("tanh", constraint="unit_rows"), im.Setting("identity"),
+                im.Setting("relu", "reconstruction")]
     bank = im.InfoMaxBank(settings, [0, 1], 5, 30, precision)
     bank.project_()
     ref = bank.weight.detach().clone().requires_grad_(True)
-    torch_adam = torch.optim.Adam([ref], lr=1e-2)
+    ref_dec = bank.decoder.detach().clone().requires_grad_(True)
+    torch_adam = torch.optim.Adam([ref, ref_dec], lr=1e-2)
     ours = im.WeightAdam(bank, 1e-2)
+    # the weights and decoders now live in one storage, each seed's decoder rows after its weight rows
+    assert bank.weight.data_ptr() == ours.rows.master.data_ptr()
+    assert bank.decoder.data_ptr() == ours.rows.master[0, len(settings)].data_ptr()
     gen = torch.Generator().manual_seed(3)
     for _ in range(5):
         g = torch.randn(bank.weight.shape, generator=gen)
+        g_dec = torch.randn(bank.decoder.shape, generator=gen)
         if precision == "bfloat16":
             g = g.to(torch.bfloat16)
-            ours.low.grad.copy_(g)
+            ours.rows.grad.copy_(g)
         else:
             bank.weight.grad = g.clone()
-        ref.grad = g.float()
+        bank.decoder.grad = g_dec.clone()
+        ref.grad, ref_dec.grad = g.float(), g_dec
         torch_adam.step()
         im.unit_rows_(ref.data[:, 1:2])
         ours.step()
         torch.testing.assert_close(bank.weight.detach(), ref.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(bank.decoder.detach(), ref_dec.detach(), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(bank.weight[:, 1].norm(dim=-1), torch.ones(2, 5))
     assert not torch.allclose(bank.weight[:, 0].norm(dim=-1), torch.ones(2, 5))
-    if precision == "bfloat16":
-        assert torch.equal(ours.low.weight, bank.weight.detach().to(torch.bfloat16))
+    if precision == "bfloat16":    # (the copy the next step's products read)
+        assert torch.equal(ours.rows.rows, ours.rows.master.to(torch.bfloat16))
     else:
-        assert ours.low is None
+        assert ours.rows.rows is ours.rows.master
 
 
 def test_unbounded_variance_grows_the_weights():
@@ -497,6 +507,12 @@ def test_interrupted_bank_resumes_exactly(tmp_path, monkeypatch, precision):
     # another run's checkpoint is refused by name
     with pytest.raises(ValueError, match="checkpoint"):
         im.train_bank(settings, [1, 4], 5, x + 1, 3, checkpoint=ckpt, **kw)
+    # and so is one written in an older format (before the decoders' Adam state moved to WeightAdam)
+    state = torch.load(ckpt, weights_only=False)
+    del state["config"]["format"]
+    torch.save(state, ckpt)
+    with pytest.raises(ValueError, match="older version of this code \\(format 1, now 2\\)"):
+        im.train_bank(*args, checkpoint=ckpt, **kw)
 
 
 def test_study_checkpoints_are_removed_unless_resuming(tmp_path):

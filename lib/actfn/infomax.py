@@ -40,6 +40,7 @@ MATMUL_PRECISIONS = ("float32", "bfloat16")
 EPS = 1e-6           # the eps of log(Var + eps)
 PWL_KNOTS = 33
 PWL_RANGE = (-3.0, 3.0)
+CHECKPOINT_FORMAT = 2   # 2: the decoders' Adam state with the weights' (WeightAdam), not torch's
 
 
 def check_matmul_precision(value: str) -> bool:
@@ -264,7 +265,7 @@ def reconstruction_blocks(zt, dec, knots, x, kinds, bf16: bool, need_grad: bool 
     loss, grad_zt, grad_knots, na, aat = reconstruction_terms(zt, proj, dec, knots, x, kinds, need_grad)
     if not need_grad:
         return loss, None, None, None
-    grad_dec = aat @ dec                                                     # (2/B) (a a^T) W'^T
+    grad_dec = seed_by_seed(torch.matmul, aat, dec)                          # (2/B) (a a^T) W'^T
     for i in range(s):                                                       # - (2/B) a x
         if bf16:
             grad_dec[i].view(rk, d).add_(torch.mm(na[i].to(torch.bfloat16), x_low[i]))
@@ -273,31 +274,56 @@ def reconstruction_blocks(zt, dec, knots, x, kinds, bf16: bool, need_grad: bool 
     return loss, grad_zt, grad_dec, grad_knots
 
 
-def reconstruction_terms(zt, proj, dec, knots, x, kinds, need_grad: bool = True):
+def seed_by_seed(op, *tensors: torch.Tensor) -> torch.Tensor:
+    """``op`` on each seed's slice (dim 0), stacked.  For the decoders, which in training are views of
+    :class:`ProductRows`' storage with the seeds apart: a batched product over (S, R, ...) would first
+    copy them to merge S and R (measured: 1 ms of a K = 64 step)."""
+    return torch.stack([op(*(t[i] for t in tensors)) for i in range(tensors[0].shape[0])])
+
+
+def reconstruction_terms(zt, proj, dec, knots, x, kinds, need_grad: bool = True, grad_out=None, na_out=None):
     """The compiled kernel's part of :func:`reconstruction_blocks`, given the decoders' products with
     the inputs ``proj`` = W'^T x^T (S, R K, B): loss (S, R), dL/dz^T, dL/dknots, and the two factors
-    of the decoders' gradient, -(2/B) a (S, R K, B) and (2/B) a a^T (S, R, K, K)."""
-    gram = dec @ dec.transpose(-1, -2)                                       # W'^T W'
+    of the decoders' gradient, -(2/B) a (S, R K, B) and (2/B) a a^T (S, R, K, K).  ``grad_out``,
+    ``na_out``: views to write dL/dz^T and -(2/B) a into (each seed's rows contiguous)."""
+    gram = seed_by_seed(torch.matmul, dec, dec.transpose(-1, -2))            # W'^T W'
     return infomax_kernel().reconstruction_blocks(zt, proj, gram, torch.linalg.vecdot(x, x).mean(-1), kinds, knots,
-                                                  *PWL_RANGE, need_grad)
+                                                  *PWL_RANGE, need_grad, grad_out, na_out)
 
 
-def fused_products(low: "LowPrecisionWeights", decoder: torch.Tensor, bias: torch.Tensor, x_low: torch.Tensor):
-    """z^T of every model and W'^T x^T of every decoder, one bfloat16 product per seed: (S, (G + R) K, B)
-    in bfloat16 (as under autocast, bias included), rows in the order of ``low.rows``.
-
-    Before, each seed took a product per span of models and one for the decoders: the same
-    arithmetic, in three calls of which two had few rows (measured: the fused product saves about
-    0.1 ms per seed and direction at K = 16, 6 % of a bfloat16 step)."""
-    s, gr, k, d = low.rows.shape
-    g = gr - decoder.shape[1]
-    low.decoder.copy_(decoder)                       # (the decoders' Adam step was in float32)
-    b = torch.zeros(s, gr * k, 1, dtype=torch.bfloat16)
-    b[:, :g * k] = bias.reshape(s, g * k, 1)
-    out = torch.empty(s, gr * k, x_low.shape[-2], dtype=torch.bfloat16)
+def fused_products(rows: ProductRows, bias: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor:
+    """z^T of every model and W'^T x^T of every decoder, one product per seed: (S, (G + R) K, B), rows in
+    the order of ``rows.rows``, in their dtype (bfloat16 as under autocast, bias included; float32 by
+    oneDNN where it loads).  Before, each seed took a product per span of models and one for the
+    decoders: the same arithmetic in three calls, two of them with few rows (measured: the fused
+    product saves about 0.1 ms per seed and direction at K = 16, 6 % of a bfloat16 step)."""
+    s, gr, k, d = rows.rows.shape
+    gk = bias.shape[1] * k
+    out = torch.empty(s, gr * k, x_in.shape[-2], dtype=rows.rows.dtype)
+    mm = float32_cpu_products(rows.rows, x_in)
+    if mm is not None:
+        out[:, :gk] = bias.reshape(s, gk, 1)
+        out[:, gk:] = 0
+        for i in range(s):
+            mm.matmul_into(rows.rows[i].view(gr * k, d), x_in[i].T, out[i], 1.0)
+        return out
+    b = torch.zeros(s, gr * k, 1, dtype=rows.rows.dtype)
+    b[:, :gk] = bias.reshape(s, gk, 1)
     for i in range(s):
-        torch.addmm(b[i], low.rows[i].view(gr * k, d), x_low[i].T, out=out[i])
+        torch.addmm(b[i], rows.rows[i].view(gr * k, d), x_in[i].T, out=out[i])
     return out
+
+
+def fused_weight_grads_(rows: ProductRows, grad_all: torch.Tensor, x_in: torch.Tensor):
+    """The backward of :func:`fused_products`: ``grad_all`` (S, (G + R) K, B) @ x, one product per seed,
+    into ``rows.rows_grad``: grad_W of every model, and for the decoders their -(2/B) a x term."""
+    mm = float32_cpu_products(grad_all, x_in)
+    for i in range(x_in.shape[0]):
+        out = rows.rows_grad[i].view(-1, x_in.shape[-1])
+        if mm is not None:
+            mm.matmul_into(grad_all[i], x_in[i], out, 0.0)
+        else:
+            torch.mm(grad_all[i], x_in[i], out=out)
 
 
 class InfoMaxBlocks(torch.autograd.Function):
@@ -374,7 +400,7 @@ class StackedLinear(torch.autograd.Function):
     weights every step cost more than the product itself here (the pages of a new block are
     zero-filled by the kernel on first touch).  So the weight's gradient is not accumulated across
     backward passes: one backward per zero_grad, which is how :func:`train_bank` uses it.  With
-    ``low`` (bfloat16 products, compiled optimizer: :class:`LowPrecisionWeights`), the forward pass
+    ``low`` (bfloat16 products, compiled optimizer: :class:`ProductRows`), the forward pass
     reads the bfloat16 copy of the weights that the optimizer keeps, and the backward pass writes the
     bfloat16 gradient into ``low.grad`` for it.
     """
@@ -459,23 +485,30 @@ def _weight_grad(grad_zt, x, out, lo: int):
             torch.mm(grad_zt[i], x[i], out=out[i].view(g * k, d))
 
 
-class LowPrecisionWeights:
-    """The bfloat16 copy of a bank's weights (written by the compiled optimizer after each step, read
-    by the next forward product) and the bfloat16 weight gradient (written by the backward product,
-    read by the optimizer): no cast pass over all the weights either way.
+class ProductRows:
+    """What the bank's fused products read and write (:meth:`InfoMaxBank.loss_and_grad_`): each seed's
+    weight rows followed by its decoder rows, ``rows`` (S, G + R, K, D), and their gradients likewise,
+    ``rows_grad``; ``weight``, ``grad`` (S, G, K, D) and ``decoder``, ``decoder_grad`` (S, R, K, D) are
+    views of them.  ``master``: the float32 parameters, moved into one storage of that layout
+    (``bank.weight`` and ``bank.decoder`` become views of it), which :class:`WeightAdam` updates.
 
-    With ``decoder`` (the reconstruction models' W'^T, (S, R, K, D)), each seed's decoder rows follow
-    its weight rows in one storage, ``rows`` (S, G + R, K, D), and so do their gradients: one product
-    per seed then serves every model and decoder (:meth:`InfoMaxBank.loss_and_grad_`).  ``weight``,
-    ``grad`` (S, G, K, D) and ``decoder``, ``decoder_grad`` (S, R, K, D) are views of them (each
-    seed's block contiguous).  The decoders' copy is refreshed from their float32 values every step.
+    float32 products read ``master`` itself and write the gradients of both parameters
+    (``bank.weight.grad`` and ``bank.decoder.grad`` are views of ``rows_grad``).  bfloat16 products
+    read a bfloat16 copy, rewritten by the optimizer after each step, and write a bfloat16 gradient
+    that the optimizer reads: no cast pass over all the weights either way (the decoders' gradient
+    is completed in float32, in ``bank.decoder.grad``).
     """
 
-    def __init__(self, weight: torch.Tensor, decoder: torch.Tensor | None = None):
-        g = weight.shape[1]
-        parts = [weight] if decoder is None else [weight, decoder]
-        self.rows = torch.cat([p.detach() for p in parts], 1).to(torch.bfloat16)
-        self.rows_grad = torch.empty_like(self.rows)
+    def __init__(self, bank: "InfoMaxBank"):
+        g = bank.weight.shape[1]
+        self.master = torch.cat([bank.weight.detach(), bank.decoder.detach()], 1)
+        bank.weight.data, bank.decoder.data = self.master[:, :g], self.master[:, g:]
+        if bank.bf16:
+            self.rows = self.master.to(torch.bfloat16)
+            self.rows_grad = torch.empty_like(self.rows)
+        else:
+            self.rows, self.rows_grad = self.master, torch.zeros_like(self.master)
+            bank.weight.grad, bank.decoder.grad = self.rows_grad[:, :g], self.rows_grad[:, g:]
         self.weight, self.grad = self.rows[:, :g], self.rows_grad[:, :g]
         self.decoder, self.decoder_grad = self.rows[:, g:], self.rows_grad[:, g:]
 
@@ -554,7 +587,7 @@ class InfoMaxBank(torch.nn.Module):
                 parts.append(activate(zz, kind))
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0].contiguous()
 
-    def losses(self, x: torch.Tensor, low: LowPrecisionWeights | None = None) -> torch.Tensor:
+    def losses(self, x: torch.Tensor, low: ProductRows | None = None) -> torch.Tensor:
         """Per-model training loss (S, G) on one batch ``x`` (S, B, D), one seed's batch each.
 
         Span by span of settings (the InfoMax-loss models, the reconstruction models): one matrix
@@ -597,19 +630,20 @@ class InfoMaxBank(torch.nn.Module):
                 and (not self.recon or onednn_matmul() is not None))
 
     @torch.no_grad()
-    def loss_and_grad_(self, x: torch.Tensor, low: LowPrecisionWeights | None = None) -> torch.Tensor:
+    def loss_and_grad_(self, x: torch.Tensor, rows: ProductRows | None = None) -> torch.Tensor:
         """The per-model losses (S, G) of :meth:`losses`, with the gradient of their sum written into
-        the parameters' ``.grad`` (the weight's into ``low.grad`` with ``low``), without autograd.
+        the parameters' ``.grad`` (the weight's into ``rows.grad`` with bfloat16 ``rows``), without autograd.
 
         The compiled kernels compute every gradient with the loss, so autograd had only to carry
         them to the parameters; its graph, and its slicing of the biases and knots, cost 5 % of a
-        bfloat16 K = 16 step here.  The same numbers as ``losses(x, low).sum().backward()`` (tested).
+        bfloat16 K = 16 step here.  The same numbers as ``losses(x, rows).sum().backward()`` (tested).
         Needs :meth:`compiled_step`.
 
-        With ``low`` (bfloat16 products, the compiled optimizer's copy of the weights and decoders in
-        one storage) and a batch shared by each seed's models, the products are fused: one per seed
-        gives every model's z and every decoder's W'^T x^T (:func:`fused_products`), and one per seed
-        every weight gradient and the decoders' a x term.  Otherwise each span of models takes its own.
+        With ``rows`` (:class:`ProductRows`: each seed's weights and decoders in one storage) and a
+        batch shared by each seed's models, the products are fused: one per seed gives every model's z
+        and every decoder's W'^T x^T (:func:`fused_products`), one per seed every weight gradient and
+        the decoders' a x term (:func:`fused_weight_grads_`), and in float32 the kernels read and write
+        their parts of those products' operands in place.  Otherwise each span of models takes its own.
         """
         kernel = infomax_kernel()
         for p in (self.bias, self.decoder, self.knots):
@@ -617,43 +651,64 @@ class InfoMaxBank(torch.nn.Module):
                 p.grad = torch.zeros_like(p)
         x_in = x.to(torch.bfloat16) if self.bf16 else x       # (cast once for every product)
         k, g = self.k, self.weight.shape[1]
-        fused = low is not None and x.dim() == 3
-        if fused:
-            require(low.decoder.shape == self.decoder.shape, "low", tuple(low.rows.shape),
-                    "must hold the bank's decoders after its weights: LowPrecisionWeights(weight, decoder)")
-            z_all = fused_products(low, self.decoder, self.bias, x_in)    # (S, (G + R) K, B) bfloat16
-            grad_all = torch.empty_like(z_all)                           # the backward product's operand
+        fused = rows is not None and x.dim() == 3
+        if not fused:
+            return self._span_loss_and_grad_(x, x_in, rows if self.bf16 else None)
+        require(rows.decoder.shape == self.decoder.shape, "rows", tuple(rows.rows.shape),
+                "must hold the bank's weights and decoders: ProductRows(bank)")
+        z_all = fused_products(rows, self.bias, x_in)                     # (S, (G + R) K, B)
+        # the backward product's operand, in the products' dtype: in float32 the kernels write their
+        # gradients straight into it (and read their z from z_all's rows), in bfloat16 they are cast in
+        grad_all = torch.empty_like(z_all)
+        in_place = not self.bf16
+        z_all = z_all.float()
+        losses, gram_terms = [], []
+        for lo, hi, recon in self.spans:
+            zt, grad_out = z_all[:, lo * k:hi * k], grad_all[:, lo * k:hi * k]
+            if recon:
+                dec_rows = self.decoder_rows(lo, hi)
+                at = slice((g + dec_rows.start) * k, (g + dec_rows.stop) * k)        # their W'^T x^T in z_all
+                dec = self.decoder[:, dec_rows]
+                loss, grad_zt, grad_knots, na, aat = reconstruction_terms(
+                    zt, z_all[:, at], dec, self.knots[:, lo:hi], x, self.kinds[lo:hi],
+                    grad_out=grad_out if in_place else None, na_out=grad_all[:, at] if in_place else None)
+                if not in_place:
+                    grad_all[:, at] = na
+                gram_terms.append((dec_rows, seed_by_seed(torch.matmul, aat, dec)))   # (2/B) a a^T W'^T
+            else:
+                loss, grad_zt, grad_knots = kernel.infomax_blocks(zt, self.kinds[lo:hi], self.lam[lo:hi],
+                                                                  self.knots[:, lo:hi], EPS, *PWL_RANGE, True,
+                                                                  grad_out if in_place else None)
+            if not in_place:
+                grad_out.copy_(grad_zt)
+            self.knots.grad[:, lo:hi] = grad_knots
+            self.bias.grad[:, lo:hi] = grad_zt.sum(-1).view(zt.shape[0], hi - lo, k)
+            losses.append(loss)
+        fused_weight_grads_(rows, grad_all, x_in)
+        for dec_rows, term in gram_terms:        # the decoders' gradient: the Gram term + the a x term
+            self.decoder.grad[:, dec_rows] = term + rows.decoder_grad[:, dec_rows]
+        return torch.cat(losses, 1) if len(losses) > 1 else losses[0]
+
+    def _span_loss_and_grad_(self, x: torch.Tensor, x_in: torch.Tensor, low) -> torch.Tensor:
+        """:meth:`loss_and_grad_` span by span of models, each span with its own products (``low``: the
+        bfloat16 copy of the weights, if any)."""
+        kernel = infomax_kernel()
         losses = []
         for lo, hi, recon in self.spans:
-            zt = (z_all[:, lo * k:hi * k].float() if fused
-                  else stacked_products(self.weight, self.bias[:, lo:hi], x_in, self.bf16, low, lo, hi))
+            zt = stacked_products(self.weight, self.bias[:, lo:hi], x_in, self.bf16, low, lo, hi)
             if recon:
-                rows = self.decoder_rows(lo, hi)
-                dec = self.decoder[:, rows]
-                if fused:
-                    dec_rows = slice((g + rows.start) * k, (g + rows.stop) * k)      # their W'^T x^T in z_all
-                    loss, grad_zt, grad_knots, na, aat = reconstruction_terms(
-                        zt, z_all[:, dec_rows].float(), dec, self.knots[:, lo:hi], x, self.kinds[lo:hi])
-                    grad_all[:, dec_rows] = na
-                    self.decoder.grad[:, rows] = aat @ dec          # + the a x term, after the product below
-                else:
-                    loss, grad_zt, grad_dec, grad_knots = reconstruction_blocks(
-                        zt, dec, self.knots[:, lo:hi], x, self.kinds[lo:hi], self.bf16, x_low=x_in if self.bf16 else None)
-                    self.decoder.grad[:, rows] = grad_dec
+                dec_rows = self.decoder_rows(lo, hi)
+                loss, grad_zt, grad_dec, grad_knots = reconstruction_blocks(
+                    zt, self.decoder[:, dec_rows], self.knots[:, lo:hi], x, self.kinds[lo:hi], self.bf16,
+                    x_low=x_in if self.bf16 else None)
+                self.decoder.grad[:, dec_rows] = grad_dec
             else:
                 loss, grad_zt, grad_knots = kernel.infomax_blocks(zt, self.kinds[lo:hi], self.lam[lo:hi],
                                                                   self.knots[:, lo:hi], EPS, *PWL_RANGE, True)
             self.knots.grad[:, lo:hi] = grad_knots
-            self.bias.grad[:, lo:hi] = grad_zt.sum(-1).view(zt.shape[0], hi - lo, k)
-            if fused:
-                grad_all[:, lo * k:hi * k] = grad_zt
-            else:
-                stacked_weight_grad_(self.weight, low, grad_zt, x_in, lo, hi)
+            self.bias.grad[:, lo:hi] = grad_zt.sum(-1).view(zt.shape[0], hi - lo, self.k)
+            stacked_weight_grad_(self.weight, low, grad_zt, x_in, lo, hi)
             losses.append(loss)
-        if fused:
-            for i in range(x_in.shape[0]):     # grad_W and -(2/B) a x of the decoders: one product per seed
-                torch.mm(grad_all[i], x_in[i], out=low.rows_grad[i].view(-1, self.d))
-            self.decoder.grad += low.decoder_grad
         return torch.cat(losses, 1) if len(losses) > 1 else losses[0]
 
     @torch.no_grad()
@@ -728,7 +783,7 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
         x_trained = x[:, trained_index] if x.dim() == 4 and len(trained_index) < len(settings) else x
         config = {"settings": [asdict(s) for s in settings], "seeds": list(seeds), "K": k, "epochs": epochs,
                   "batch_size": batch_size, "lr": lr, "matmul_precision": matmul_precision,
-                  "data": data_fingerprint(x)} if checkpoint else None
+                  "data": data_fingerprint(x), "format": CHECKPOINT_FORMAT} if checkpoint else None
         device = torch.device(device) if device is not None else x.device
         trained = InfoMaxBank([settings[j] for j in trained_index], seeds, k, x.shape[-1], matmul_precision).to(device)
         run = _train(trained, x_trained.to(device), epochs, batch_size, lr, show_progress,
@@ -760,12 +815,12 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
     """Train every model of ``bank`` on ``x`` with Adam: the loop of :func:`train_bank`."""
     seeds = bank.seeds
     bank.project_()
-    # Adam is elementwise: each model keeps its own state.  The weights, most of the parameters, take
-    # the compiled optimizer where it is vectorised (:class:`WeightAdam`; its other builds are plain
-    # loops, slower than torch's), the rest torch's fused Adam.
+    # Adam is elementwise: each model keeps its own state.  The weights and decoders, most of the
+    # parameters, take the compiled optimizer where it is vectorised (:class:`WeightAdam`; its other
+    # builds are plain loops, slower than torch's), the biases and knots torch's fused Adam.
     compiled = infomax_kernel() is not None and infomax_backend() == "cpp-avx512"
     weight_opt = WeightAdam(bank, lr) if compiled and bank.weight.device.type == "cpu" else None
-    params = [p for p in bank.parameters() if weight_opt is None or p is not bank.weight]
+    params = [p for p in bank.parameters() if weight_opt is None or (p is not bank.weight and p is not bank.decoder)]
     opt = torch.optim.Adam(params, lr=lr, fused=True)
     compiled_step = bank.compiled_step(x)      # (no autograd: InfoMaxBank.loss_and_grad_)
     on_cpu = x.device.type == "cpu"
@@ -777,7 +832,9 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
         state = torch.load(checkpoint, weights_only=False, map_location=bank.weight.device)
         if state["config"] != config:
             raise ValueError(f"checkpoint {checkpoint} was written by other settings, seeds, data or "
-                             f"hyperparameters; remove it or choose another checkpoint path")
+                             f"hyperparameters, or by an older version of this code (format "
+                             f"{state['config'].get('format', 1)}, now {CHECKPOINT_FORMAT}); remove it or choose another "
+                             f"checkpoint path")
         bank.load_state_dict(state["bank"])
         opt.load_state_dict(state["optimizer"])
         if weight_opt is not None:
@@ -795,9 +852,9 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
             total = torch.zeros(len(seeds), len(bank.settings), device=x.device)
             count = 0
             for xb in seed_batches(x, seeds, epoch, batch_size):
-                low = weight_opt.low if weight_opt is not None else None
+                rows = weight_opt.rows if weight_opt is not None else None
                 # the models are independent: the sum's gradient is each model's own gradient
-                loss = bank.loss_and_grad_(xb, low) if compiled_step else bank.losses(xb, low)
+                loss = bank.loss_and_grad_(xb, rows) if compiled_step else bank.losses(xb, rows)
                 objective = loss.sum()
                 if on_cpu:    # (on a GPU, once an epoch below: a check every step would wait for the GPU)
                     _require_finite(loss, seeds, bank.settings, epoch, checkpoint)
@@ -833,43 +890,48 @@ def _require_finite(loss: torch.Tensor, seeds, settings, epoch: int, checkpoint)
 
 
 class WeightAdam:
-    """Adam (torch.optim.Adam's update, betas 0.9 and 0.999, eps 1e-8) on a bank's weights in the
-    compiled kernel (``adam_rows`` of csrc/infomax_cpu.cpp): each row of W updated, projected back to
+    """Adam (torch.optim.Adam's update, betas 0.9 and 0.999, eps 1e-8) on a bank's weights and decoders
+    in the compiled kernel (``adam_rows`` of csrc/infomax_cpu.cpp): each row updated, projected back to
     unit length if its model is norm-constrained, and copied to bfloat16 for the next step's products
-    if they are bfloat16 -- one pass over the weights instead of four (measured: a bfloat16 bank step
-    10-15 % faster, a float32 one about the same).  :func:`train_bank` uses it with AVX-512 builds of
-    the kernel.  (Tested against torch.optim.Adam followed by :func:`unit_rows_`.)"""
+    if they are bfloat16 -- one pass over the rows instead of four (measured: a bfloat16 bank step
+    10-15 % faster, a float32 one about the same).  It keeps them as :class:`ProductRows` (``rows``),
+    the layout of the bank's fused products.  :func:`train_bank` uses it with AVX-512 builds of the
+    kernel.  (Tested against torch.optim.Adam followed by :func:`unit_rows_`.)"""
 
     def __init__(self, bank: "InfoMaxBank", lr: float):
         self.bank, self.lr, self.t = bank, lr, 0
-        self.exp_avg = torch.zeros_like(bank.weight)
-        self.exp_avg_sq = torch.zeros_like(bank.weight)
+        self.rows = ProductRows(bank)
+        self.exp_avg = torch.zeros_like(self.rows.master)
+        self.exp_avg_sq = torch.zeros_like(self.rows.master)
         unit = torch.zeros(bank.weight.shape[:3], dtype=torch.uint8)
         for lo, hi in bank.unit_row_runs:
             unit[:, lo:hi] = 1
         self.unit = unit if bank.unit_row_runs else None
-        self.low = LowPrecisionWeights(bank.weight, bank.decoder) if bank.bf16 else None
 
     def state_dict(self) -> dict:
         return {"t": self.t, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq,
-                "low_weight": self.low.weight if self.low is not None else None}
+                "low_rows": self.rows.rows if self.bank.bf16 else None}
 
     def load_state_dict(self, state: dict):
         self.t = state["t"]
         self.exp_avg.copy_(state["exp_avg"])
         self.exp_avg_sq.copy_(state["exp_avg_sq"])
-        if self.low is not None:
-            self.low.weight.copy_(state["low_weight"])
+        if self.bank.bf16:
+            self.rows.rows.copy_(state["low_rows"])
 
     @torch.no_grad()
     def step(self):
         self.t += 1
-        grad = self.low.grad if self.low is not None else self.bank.weight.grad
-        for i in range(grad.shape[0]):       # seed by seed: each seed's rows are contiguous in ``low``
-            infomax_kernel().adam_rows(self.bank.weight.data[i], grad[i], self.exp_avg[i], self.exp_avg_sq[i],
-                                       self.unit[i] if self.unit is not None else None,
-                                       self.low.weight[i] if self.low is not None else None, self.lr, 0.9, 0.999,
-                                       1e-8, self.t)
+        g, low = self.bank.weight.shape[1], (self.rows.rows if self.bank.bf16 else None)
+        weight_grad = self.rows.grad if low is not None else self.bank.weight.grad
+        parts = [(slice(0, g), weight_grad, self.unit)]
+        if self.bank.decoder.shape[1]:
+            parts.append((slice(g, None), self.bank.decoder.grad, None))
+        for i in range(self.rows.master.shape[0]):       # seed by seed: each seed's rows are contiguous
+            for at, grad, unit in parts:
+                infomax_kernel().adam_rows(self.rows.master[i, at], grad[i], self.exp_avg[i, at], self.exp_avg_sq[i, at],
+                                           unit[i] if unit is not None else None,
+                                           low[i, at] if low is not None else None, self.lr, 0.9, 0.999, 1e-8, self.t)
 
 
 class OneLayer(torch.nn.Module):

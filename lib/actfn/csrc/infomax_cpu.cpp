@@ -416,12 +416,37 @@ float reconstruction_block(int64_t kind, const float* z, const float* proj, cons
   return loss;
 }
 
+// A (S, rows, B) float32 tensor whose seeds may lie apart (a view of a larger product's output):
+// each seed's rows contiguous, seed s at data + s * seed_stride.  Anything else is made contiguous.
+struct SeedBlocks {
+  torch::Tensor t;
+  int64_t seed_stride;
+};
+
+SeedBlocks seed_blocks(const torch::Tensor& t) {
+  if (t.stride(2) == 1 && t.stride(1) == t.size(2)) return {t, t.size(0) > 1 ? t.stride(0) : t.size(1) * t.size(2)};
+  auto c = t.contiguous();
+  return {c, c.size(1) * c.size(2)};
+}
+
+// An output of `like`'s shape: `out` if given (checked: float32, that shape, seeds' rows contiguous), else new.
+SeedBlocks output_like(const torch::Tensor& like, const std::optional<torch::Tensor>& out, const char* name) {
+  if (!out.has_value()) return {torch::empty_like(like, at::MemoryFormat::Contiguous), like.size(1) * like.size(2)};
+  const torch::Tensor& o = *out;
+  TORCH_CHECK(o.scalar_type() == torch::kFloat32 && o.sizes() == like.sizes() && o.stride(2) == 1 &&
+              o.stride(1) == o.size(2), name, ": the output must be float32 of shape ", like.sizes(),
+              " with each seed's rows contiguous");
+  return {o, o.size(0) > 1 ? o.stride(0) : o.size(1) * o.size(2)};
+}
+
 }  // namespace
 
-// zt (S, M K, B) float32; kinds (M,) int64; lam (M,) float32; knots (S, M, P) float32.
+// zt (S, M K, B) float32 (each seed's rows contiguous; the seeds may lie apart); kinds (M,) int64;
+// lam (M,) float32; knots (S, M, P) float32.  grad_out: where dL/dzt goes (else a new tensor).
 // Returns loss (S, M) and, if need_grad, dL/dzt (S, M K, B) and dL/dknots (S, M, P) for grad_loss = 1.
 std::vector<torch::Tensor> infomax_blocks(torch::Tensor zt, torch::Tensor kinds, torch::Tensor lam,
-                                          torch::Tensor knots, double eps, double lo, double hi, bool need_grad) {
+                                          torch::Tensor knots, double eps, double lo, double hi, bool need_grad,
+                                          std::optional<torch::Tensor> grad_out) {
   TORCH_CHECK(zt.device().is_cpu() && zt.scalar_type() == torch::kFloat32 && zt.dim() == 3,
               "infomax_blocks: zt must be a float32 CPU tensor (S, M K, B)");
   const int64_t S = zt.size(0), M = kinds.size(0), B = zt.size(2);
@@ -430,7 +455,7 @@ std::vector<torch::Tensor> infomax_blocks(torch::Tensor zt, torch::Tensor kinds,
   const int64_t K = zt.size(1) / M;
   TORCH_CHECK(knots.dim() == 3 && knots.size(0) == S && knots.size(1) == M && knots.size(2) >= 2,
               "infomax_blocks: knots must be (S, M, P)");
-  zt = zt.contiguous();
+  const SeedBlocks zb = seed_blocks(zt);
   auto kind = kinds.to(torch::kInt64).contiguous();
   auto lamf = lam.to(torch::kFloat32).contiguous();
   auto y = knots.to(torch::kFloat32).contiguous();
@@ -438,40 +463,45 @@ std::vector<torch::Tensor> infomax_blocks(torch::Tensor zt, torch::Tensor kinds,
   TORCH_CHECK(kind.numel() == 0 || (kind.min().item<int64_t>() >= 0 && kind.max().item<int64_t>() < KINDS),
               "infomax_blocks: unknown activation kind");
   auto loss = torch::empty({S, M}, zt.options());
-  torch::Tensor gz, gy;
+  SeedBlocks gb{torch::Tensor(), 0};
+  torch::Tensor gy;
   if (need_grad) {
-    gz = torch::empty_like(zt);
+    gb = output_like(zt, grad_out, "infomax_blocks");
     gy = torch::zeros({S, M, P}, zt.options());
   }
   const float h = float((hi - lo) / double(P - 1));
   const float pa = float(1.0 / ((hi - lo) / double(P - 1))), pb = float(-lo / ((hi - lo) / double(P - 1)));
-  const float* z = zt.data_ptr<float>();
+  const float* z = zb.t.data_ptr<float>();
   const int64_t* kd = kind.data_ptr<int64_t>();
   const float* lm = lamf.data_ptr<float>();
   const float* yk = y.data_ptr<float>();
   float* out = loss.data_ptr<float>();
-  float* gzp = need_grad ? gz.data_ptr<float>() : nullptr;
+  float* gzp = need_grad ? gb.t.data_ptr<float>() : nullptr;
   float* gyp = need_grad ? gy.data_ptr<float>() : nullptr;
   at::parallel_for(0, S * M, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scratch(4 * K * B + 3 * K * K + B);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t s = t / M, m = t % M;
       const Pwl p{yk + t * P, P - 2, pa, pb, h};
-      const int64_t block = (s * M + m) * K * B;
-      out[t] = model_block(kd[m], lm[m], float(eps), z + block, K, B, p, gzp ? gzp + block : nullptr,
-                           gyp ? gyp + t * P : nullptr, scratch.data());
+      out[t] = model_block(kd[m], lm[m], float(eps), z + s * zb.seed_stride + m * K * B, K, B, p,
+                           gzp ? gzp + s * gb.seed_stride + m * K * B : nullptr, gyp ? gyp + t * P : nullptr,
+                           scratch.data());
     }
   });
-  return {loss, gz, gy};
+  return {loss, gb.t, gy};
 }
 
 // The reconstruction models of a bank: zt (S, R K, B) their pre-activations, proj (S, R K, B) = W'^T x^T,
 // gram (S, R, K, K) = W'^T W', xx (S,) = mean_n ||x_n||^2 of each seed's batch, kinds (R,), knots (S, R, P).
 // Returns loss (S, R) and, if need_grad, dL/dzt (S, R K, B), dL/dknots (S, R, P), na = -(2/B) a
 // (S, R K, B) and aat = (2/B) a a^T (S, R, K, K) (the factors of dL/dW'^T), for grad_loss = 1.
+// (zt and proj: each seed's rows contiguous, the seeds may lie apart; grad_out, na_out: where dL/dzt
+// and na go, else new tensors.)
 std::vector<torch::Tensor> reconstruction_blocks(torch::Tensor zt, torch::Tensor proj, torch::Tensor gram,
                                                  torch::Tensor xx, torch::Tensor kinds, torch::Tensor knots,
-                                                 double lo, double hi, bool need_grad) {
+                                                 double lo, double hi, bool need_grad,
+                                                 std::optional<torch::Tensor> grad_out,
+                                                 std::optional<torch::Tensor> na_out) {
   TORCH_CHECK(zt.device().is_cpu() && zt.scalar_type() == torch::kFloat32 && zt.dim() == 3,
               "reconstruction_blocks: zt must be a float32 CPU tensor (S, R K, B)");
   const int64_t S = zt.size(0), R = kinds.size(0), B = zt.size(2);
@@ -484,8 +514,7 @@ std::vector<torch::Tensor> reconstruction_blocks(torch::Tensor zt, torch::Tensor
   TORCH_CHECK(xx.numel() == S, "reconstruction_blocks: xx must hold one value per seed");
   TORCH_CHECK(knots.dim() == 3 && knots.size(0) == S && knots.size(1) == R && knots.size(2) >= 2,
               "reconstruction_blocks: knots must be (S, R, P)");
-  zt = zt.contiguous();
-  proj = proj.contiguous();
+  const SeedBlocks zb = seed_blocks(zt), pb_ = seed_blocks(proj);
   gram = gram.contiguous();
   auto xxf = xx.to(torch::kFloat32).contiguous();
   auto kind = kinds.to(torch::kInt64).contiguous();
@@ -494,35 +523,37 @@ std::vector<torch::Tensor> reconstruction_blocks(torch::Tensor zt, torch::Tensor
   TORCH_CHECK(kind.min().item<int64_t>() >= 0 && kind.max().item<int64_t>() < KINDS,
               "reconstruction_blocks: unknown activation kind");
   auto loss = torch::empty({S, R}, zt.options());
-  torch::Tensor gz, gy, na, aat;
+  SeedBlocks gb{torch::Tensor(), 0}, nb{torch::Tensor(), 0};
+  torch::Tensor gy, aat;
   if (need_grad) {
-    gz = torch::empty_like(zt);
+    gb = output_like(zt, grad_out, "reconstruction_blocks");
+    nb = output_like(zt, na_out, "reconstruction_blocks");
     gy = torch::zeros({S, R, P}, zt.options());
-    na = torch::empty_like(zt);
     aat = torch::empty_like(gram);
   }
   const float h = float((hi - lo) / double(P - 1));
   const float pa = float(1.0 / ((hi - lo) / double(P - 1))), pb = float(-lo / ((hi - lo) / double(P - 1)));
-  const float *z = zt.data_ptr<float>(), *pr = proj.data_ptr<float>(), *gm = gram.data_ptr<float>();
+  const float *z = zb.t.data_ptr<float>(), *pr = pb_.t.data_ptr<float>(), *gm = gram.data_ptr<float>();
   const float *xs = xxf.data_ptr<float>(), *yk = y.data_ptr<float>();
   const int64_t* kd = kind.data_ptr<int64_t>();
   float* out = loss.data_ptr<float>();
-  float* gzp = need_grad ? gz.data_ptr<float>() : nullptr;
+  float* gzp = need_grad ? gb.t.data_ptr<float>() : nullptr;
   float* gyp = need_grad ? gy.data_ptr<float>() : nullptr;
-  float* nap = need_grad ? na.data_ptr<float>() : nullptr;
+  float* nap = need_grad ? nb.t.data_ptr<float>() : nullptr;
   float* aap = need_grad ? aat.data_ptr<float>() : nullptr;
   at::parallel_for(0, S * R, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scratch(3 * K * B + B);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t s = t / R, r = t % R;
       const Pwl p{yk + t * P, P - 2, pa, pb, h};
-      const int64_t block = t * K * B;
-      out[t] = reconstruction_block(kd[r], z + block, pr + block, gm + t * K * K, xs[s], K, B, p,
-                                    gzp ? gzp + block : nullptr, gyp ? gyp + t * P : nullptr,
-                                    nap ? nap + block : nullptr, aap ? aap + t * K * K : nullptr, scratch.data());
+      const int64_t block = r * K * B;
+      out[t] = reconstruction_block(kd[r], z + s * zb.seed_stride + block, pr + s * pb_.seed_stride + block,
+                                    gm + t * K * K, xs[s], K, B, p, gzp ? gzp + s * gb.seed_stride + block : nullptr,
+                                    gyp ? gyp + t * P : nullptr, nap ? nap + s * nb.seed_stride + block : nullptr,
+                                    aap ? aap + t * K * K : nullptr, scratch.data());
     }
   });
-  return {loss, gz, gy, na, aat};
+  return {loss, gb.t, gy, nb.t, aat};
 }
 
 // Adam on the bank's weight rows, with the norm-constrained variant's projection and the bfloat16 copy
@@ -672,7 +703,11 @@ bool flush_denormals(bool on) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("flush_denormals", &flush_denormals, "FTZ/DAZ on or off in this thread and the OpenMP pool (x86)");
-  m.def("reconstruction_blocks", &reconstruction_blocks, "f and the reconstruction loss of the reconstruction models (CPU)");
+  m.def("reconstruction_blocks", &reconstruction_blocks, "f and the reconstruction loss of the reconstruction models (CPU)",
+        py::arg("zt"), py::arg("proj"), py::arg("gram"), py::arg("xx"), py::arg("kinds"), py::arg("knots"), py::arg("lo"),
+        py::arg("hi"), py::arg("need_grad"), py::arg("grad_out") = py::none(), py::arg("na_out") = py::none());
   m.def("adam_rows", &adam_rows, "Adam + unit-row projection + bfloat16 copy, row by row (CPU)");
-  m.def("infomax_blocks", &infomax_blocks, "activation + InfoMax loss (+ gradient) per model block (CPU)");
+  m.def("infomax_blocks", &infomax_blocks, "activation + InfoMax loss (+ gradient) per model block (CPU)",
+        py::arg("zt"), py::arg("kinds"), py::arg("lam"), py::arg("knots"), py::arg("eps"), py::arg("lo"), py::arg("hi"),
+        py::arg("need_grad"), py::arg("grad_out") = py::none());
 }
