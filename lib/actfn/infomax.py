@@ -656,6 +656,8 @@ class InfoMaxBank(torch.nn.Module):
             return self._span_loss_and_grad_(x, x_in, rows if self.bf16 else None)
         require(rows.decoder.shape == self.decoder.shape, "rows", tuple(rows.rows.shape),
                 "must hold the bank's weights and decoders: ProductRows(bank)")
+        if not self.bf16:     # (the backward product writes the weights' gradient where WeightAdam reads it)
+            self.weight.grad = rows.grad
         z_all = fused_products(rows, self.bias, x_in)                     # (S, (G + R) K, B)
         # the backward product's operand, in the products' dtype: in float32 the kernels write their
         # gradients straight into it (and read their z from z_all's rows), in bfloat16 they are cast in
@@ -925,7 +927,7 @@ class WeightAdam:
         g, low = self.bank.weight.shape[1], (self.rows.rows if self.bank.bf16 else None)
         weight_grad = self.rows.grad if low is not None else self.bank.weight.grad
         parts = [(slice(0, g), weight_grad, self.unit)]
-        if self.bank.decoder.shape[1]:
+        if self.bank.decoder.shape[1] and self.bank.decoder.grad is not None:
             parts.append((slice(g, None), self.bank.decoder.grad, None))
         for i in range(self.rows.master.shape[0]):       # seed by seed: each seed's rows are contiguous
             for at, grad, unit in parts:
