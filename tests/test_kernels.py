@@ -26,8 +26,9 @@ def torch_path(x, y):
 # shapes that take every branch of the kernel: shared chunks, per-channel large planes (channel walk),
 # per-channel small planes (sample blocks, vector loops when the plane is a multiple of 8 -- 16-wide
 # then 8-wide on AVX-512, channel groups of 64 in its forward pass -- per plane otherwise; on AVX-512
-# 4x4 planes read 8 samples side by side in the forward pass: 20 and 3 samples leave short runs, and
-# 300 samples of 100 channels several sample blocks in the backward pass), 2-D (batch, channels) and
+# 4x4 planes read 8 samples side by side in the forward pass and 4 in the backward pass: 20 and 3 samples
+# leave short runs, and 300 samples of 100 channels several sample blocks in the backward pass, each
+# ending in a short run), 2-D (batch, channels) and
 # 1-D inputs, lengths that leave a scalar tail
 SHAPES = [((64, 16, 16, 16), False), ((64, 16, 16, 16), True), ((96, 64, 4, 4), True),
           ((32, 24, 5, 5), True), ((300, 20), True), ((300, 20), False), ((1001,), False), ((7, 3, 9, 9), True),

@@ -209,6 +209,25 @@ inline void forward_samples_avx512(const float* x, float* out, const float* left
   }
 }
 
+// The backward pass of forward_samples_avx512 (4x4 planes): channel after channel, `samples` samples
+// side by side, so that each channel's slope table is read once for them, and its histogram stays in
+// L1 across them (in memory order every plane's updates went to the L2-resident histogram of its
+// channel).  Measured on an AMD EPYC (Zen 4), 256x512x4x4: fwd+bwd 5-7 % faster with 4 samples, 4 %
+// with 2, 22 % slower with 8 (3 streams a sample: too many for the prefetchers).
+inline void backward_samples_avx512(const float* x, const float* g, float* gx, const float* slope, float* hist,
+                                    int64_t segs, int64_t channels, int64_t samples, int64_t last, float a, float b) {
+  const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
+  const int64_t stride = channels * 16;
+  for (int64_t c = 0; c < channels; ++c) {
+    const Table32 sl = load_table32(slope + c * segs, segs);
+    float* h = hist ? hist + c * segs * 2 : nullptr;
+    for (int64_t o = 0; o < samples; ++o) {
+      const int64_t off = o * stride + c * 16;
+      backward16(x + off, g + off, gx ? gx + off : nullptr, sl, h, 0, 1, av, bv, lv);
+    }
+  }
+}
+
 inline void backward_planes_avx512(const float* x, const float* g, float* gx, const float* slope, float* hist,
                                    int64_t segs, int64_t inner, int64_t channels, int64_t planes, int64_t last,
                                    float a, float b) {
@@ -277,6 +296,7 @@ T* zeroed_scratch(size_t n) {
 }
 
 constexpr int64_t kSideBySide = 8;  // 4x4 planes in the forward pass: samples read side by side
+constexpr int64_t kSideBySideBackward = 4;  // and in the backward pass (see backward_samples_avx512)
 constexpr int64_t kGroupChannels = 64;  // per-channel small planes: channels whose tables are read together
 constexpr int kCopies = 16;  // interleaved histogram copies, one per lane (see hist_add8)
 constexpr int64_t kWalkPlanes = kChunk / 16;  // per-channel planes at least this large: walk each channel's planes
@@ -439,6 +459,13 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
       const int64_t o0 = blk * per_block, o1 = std::min(L.outer, (blk + 1) * per_block);
 #if defined(__AVX512F__)
       if constexpr (std::is_same_v<scalar_t, float>) {
+        if (L.inner == 16 && last < 32) {
+          for (int64_t o = o0; o < o1; o += kSideBySideBackward)
+            backward_samples_avx512(x + o * plane_block, g + o * plane_block, gx ? gx + o * plane_block : nullptr,
+                                    slope, hist, L.segs, L.channels, std::min(kSideBySideBackward, o1 - o), last,
+                                    a, b);
+          continue;
+        }
         if (L.inner % 16 == 0 && last < 32) {
           backward_planes_avx512(x + o0 * plane_block, g + o0 * plane_block, gx ? gx + o0 * plane_block : nullptr,
                                  slope, hist, L.segs, L.inner, L.channels, (o1 - o0) * L.channels, last, a, b);
