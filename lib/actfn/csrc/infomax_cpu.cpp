@@ -436,7 +436,7 @@ SeedBlocks output_like(const torch::Tensor& like, const std::optional<torch::Ten
   TORCH_CHECK(o.scalar_type() == torch::kFloat32 && o.sizes() == like.sizes() && o.stride(2) == 1 &&
               o.stride(1) == o.size(2), name, ": the output must be float32 of shape ", like.sizes(),
               " with each seed's rows contiguous");
-  return {o, o.size(0) > 1 ? o.stride(0) : o.size(1) * o.size(2)};
+  return seed_blocks(o);  // (as checked: o itself, never a copy)
 }
 
 }  // namespace
