@@ -123,24 +123,53 @@ __attribute__((always_inline)) inline void forward16(const float* x, float* out,
   _mm512_storeu_ps(out, _mm512_fmadd_ps(lookup32(r, i), u, lookup32(l, i)));
 }
 
+// Byte offsets of each lane's histogram copy: lane k adds to copy k mod copies (see hist_add8).
+inline __m512i copy_offsets16(int64_t copy_stride, int copies) {
+  const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  return _mm512_mullo_epi32(_mm512_and_si512(lanes, _mm512_set1_epi32(copies - 1)),
+                            _mm512_set1_epi32(int32_t(copy_stride * 2 * sizeof(float))));
+}
+
+// Add the pairs (g_k, g_k u_k) of sixteen elements to the histogram copies, as hist_add8 does, with
+// fewer instructions per element: the byte offsets are computed as one vector (unsigned, so no sign
+// extension per element) and the pairs are put in element order by two permutes.  Measured on an AMD
+// EPYC (Zen 4): shared knots (16 copies), backward pass 5 % faster; per-channel 4x4 planes (one copy,
+// a fresh histogram every 64 elements), no change: there the loads that follow the stores to the same
+// bins set the pace, not the instruction count.
+__attribute__((always_inline)) inline void hist_add16(float* hist, __m512i copy_offsets, __m512i i, __m512 gg,
+                                                      __m512 gu) {
+  alignas(64) uint32_t off[16];
+  _mm512_store_si512(off, _mm512_add_epi32(_mm512_slli_epi32(i, 3), copy_offsets));
+  const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  const __m512 pairs[2] = {_mm512_permutex2var_ps(gg, lo, gu), _mm512_permutex2var_ps(gg, hi, gu)};
+  char* base = reinterpret_cast<char*>(hist);
+  for (int k = 0; k < 16; k += 2) {
+    const __m512 v = pairs[k >> 3];
+    const int quarter = (k >> 1) & 3;
+    const __m128 q = quarter == 0   ? _mm512_castps512_ps128(v)
+                     : quarter == 1 ? _mm512_extractf32x4_ps(v, 1)
+                     : quarter == 2 ? _mm512_extractf32x4_ps(v, 2)
+                                    : _mm512_extractf32x4_ps(v, 3);
+    const __m128 q1 = _mm_movehl_ps(q, q);
+    __m64* h0 = reinterpret_cast<__m64*>(base + off[k]);
+    _mm_storel_pi(h0, _mm_add_ps(_mm_loadl_pi(q, h0), q));  // (the high half is never stored)
+    __m64* h1 = reinterpret_cast<__m64*>(base + off[k + 1]);
+    _mm_storel_pi(h1, _mm_add_ps(_mm_loadl_pi(q1, h1), q1));
+  }
+}
+
 // Sixteen elements: gx = g slope_i (if gx), and the (g, g u) pairs into the histogram copies (if hist;
-// lanes 8..15 take copies 8..15 mod copies, see hist_add8).
+// copy_offsets from copy_offsets16).
 __attribute__((always_inline)) inline void backward16(const float* x, const float* g, float* gx, const Table32& sl,
-                                                      float* hist, int64_t copy_stride, int copies, __m512 av,
-                                                      __m512 bv, __m512 lv) {
+                                                      float* hist, __m512i copy_offsets, __m512 av, __m512 bv,
+                                                      __m512 lv) {
   __m512 s, u;
   __m512i i;
   segment16(_mm512_loadu_ps(x), av, bv, lv, &s, &i, &u);
   const __m512 gg = _mm512_loadu_ps(g);
   if (gx) _mm512_storeu_ps(gx, _mm512_mul_ps(gg, lookup32(sl, i)));
-  if (hist) {
-    const __m512 gu = _mm512_mul_ps(gg, u);
-    hist_add8(hist, copy_stride, copies, _mm512_castsi512_si256(i), _mm512_castps512_ps256(gg),
-              _mm512_castps512_ps256(gu));
-    hist_add8(hist, copy_stride, copies, _mm512_extracti64x4_epi64(i, 1),
-              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gg), 1)),
-              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(gu), 1)), 8);
-  }
+  if (hist) hist_add16(hist, copy_offsets, i, gg, _mm512_mul_ps(gg, u));
 }
 
 __attribute__((always_inline)) inline int64_t forward_run_avx512(const float* x, float* out, const float* left, const float* rise, int64_t n,
@@ -156,9 +185,10 @@ __attribute__((always_inline)) inline int64_t backward_run_avx512(const float* x
                                    int64_t copy_stride, int copies, int64_t n, int64_t last, float a, float b) {
   const Table32 sl = load_table32(slope, last + 1);
   const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
+  const __m512i copy_offsets = copy_offsets16(copy_stride, copies);
   int64_t e = 0;
   for (; e + 16 <= n; e += 16)
-    backward16(x + e, g + e, gx ? gx + e : nullptr, sl, hist, copy_stride, copies, av, bv, lv);
+    backward16(x + e, g + e, gx ? gx + e : nullptr, sl, hist, copy_offsets, av, bv, lv);
   return e;
 }
 #endif
@@ -217,13 +247,14 @@ inline void forward_samples_avx512(const float* x, float* out, const float* left
 inline void backward_samples_avx512(const float* x, const float* g, float* gx, const float* slope, float* hist,
                                     int64_t segs, int64_t channels, int64_t samples, int64_t last, float a, float b) {
   const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
+  const __m512i one_copy = _mm512_setzero_si512();
   const int64_t stride = channels * 16;
   for (int64_t c = 0; c < channels; ++c) {
     const Table32 sl = load_table32(slope + c * segs, segs);
     float* h = hist ? hist + c * segs * 2 : nullptr;
     for (int64_t o = 0; o < samples; ++o) {
       const int64_t off = o * stride + c * 16;
-      backward16(x + off, g + off, gx ? gx + off : nullptr, sl, h, 0, 1, av, bv, lv);
+      backward16(x + off, g + off, gx ? gx + off : nullptr, sl, h, one_copy, av, bv, lv);
     }
   }
 }
@@ -232,11 +263,12 @@ inline void backward_planes_avx512(const float* x, const float* g, float* gx, co
                                    int64_t segs, int64_t inner, int64_t channels, int64_t planes, int64_t last,
                                    float a, float b) {
   const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
+  const __m512i one_copy = _mm512_setzero_si512();
   for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1) {
     const Table32 sl = load_table32(slope + c * segs, segs);
     float* h = hist ? hist + c * segs * 2 : nullptr;
     for (int64_t e = p * inner; e < (p + 1) * inner; e += 16)
-      backward16(x + e, g + e, gx ? gx + e : nullptr, sl, h, 0, 1, av, bv, lv);
+      backward16(x + e, g + e, gx ? gx + e : nullptr, sl, h, one_copy, av, bv, lv);
   }
 }
 #endif
