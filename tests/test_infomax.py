@@ -167,6 +167,52 @@ def test_compiled_reconstruction_matches_activation_and_loss_under_autograd(k, b
         assert not torch.equal(got[0], f32)
 
 
+@pytest.mark.parametrize("k,b", [(8, 64), (5, 33)])
+def test_compiled_kernels_read_and_write_bfloat16_blocks_as_torch_casts_them(k, b):
+    # The fused bfloat16 step hands the kernels its bfloat16 products and operands: each model's block
+    # is widened (exact) and its gradients narrowed with torch's rounding, in cache.  So the same numbers
+    # as the float32 kernels on the widened input, cast by torch; NaN stays NaN; and the row sums (the
+    # biases' gradient) are the float32 gradient's, summed before the rounding.  Seeds lying apart
+    # (views of a larger product) included.
+    kernel = kernels.infomax_kernel()
+    if kernel is None:
+        pytest.skip("no compiled kernel on this machine")
+    gen = torch.Generator().manual_seed(13)
+    s, m = 2, len(im.ACTIVATIONS)
+    big = (torch.randn(s, 2 * m * k, b, generator=gen) * 2).to(torch.bfloat16)
+    big[1, 3, 5] = float("nan")                                   # (model 0 of seed 1)
+    zt16, proj16 = big[:, :m * k], big[:, m * k:]                 # each seed's rows contiguous, seeds apart
+    knots = torch.randn(s, m, im.PWL_KNOTS, generator=gen) * 0.5
+    lam, kinds = torch.linspace(0.1, 2.0, m), torch.arange(m)
+    ref = kernel.infomax_blocks(zt16.float(), kinds, lam, knots, im.EPS, *im.PWL_RANGE, True)
+    grad_big, sums = torch.full_like(big, 7.0), torch.full((s, m * k), 7.0)
+    got = kernel.infomax_blocks(zt16, kinds, lam, knots, im.EPS, *im.PWL_RANGE, True, grad_big[:, :m * k], sums)
+    torch.testing.assert_close(got[0], ref[0], rtol=0, atol=0, equal_nan=True)
+    assert got[1].dtype == torch.bfloat16 and got[1].data_ptr() == grad_big.data_ptr()
+    torch.testing.assert_close(got[1], ref[1].to(torch.bfloat16), rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(got[2], ref[2], rtol=0, atol=0, equal_nan=True)
+    assert torch.isnan(got[1][1, :k]).all() and torch.isfinite(got[1][1, k:]).all()
+    torch.testing.assert_close(sums, ref[1].sum(-1), rtol=1e-5, atol=1e-5, equal_nan=True)
+    assert (grad_big[:, m * k:] == 7).all()                      # nothing written outside the view
+    # the reconstruction models: z and W'^T x^T in bfloat16, dL/dz and -(2/B) a narrowed
+    dec = torch.randn(s, m, k, 20, generator=gen) * 0.3
+    gram = dec @ dec.transpose(-1, -2)
+    xx = torch.rand(s, generator=gen) + 1
+    ref = kernel.reconstruction_blocks(zt16.float(), proj16.float(), gram, xx, kinds, knots, *im.PWL_RANGE, True)
+    na, sums = torch.empty_like(zt16), torch.empty(s, m * k)
+    got = kernel.reconstruction_blocks(zt16, proj16, gram, xx, kinds, knots, *im.PWL_RANGE, True, None, na, sums)
+    for i in (0, 2, 4):
+        torch.testing.assert_close(got[i], ref[i], rtol=0, atol=0, equal_nan=True)
+    for i in (1, 3):
+        torch.testing.assert_close(got[i], ref[i].to(torch.bfloat16), rtol=0, atol=0, equal_nan=True)
+    assert got[3].data_ptr() == na.data_ptr()
+    torch.testing.assert_close(sums, ref[1].sum(-1), rtol=1e-5, atol=1e-5, equal_nan=True)
+    with pytest.raises(RuntimeError, match="must be BFloat16 of shape"):
+        kernel.infomax_blocks(zt16, kinds, lam, knots, im.EPS, *im.PWL_RANGE, True, torch.empty(zt16.shape))
+    with pytest.raises(RuntimeError, match="proj must have zt's shape and dtype"):
+        kernel.reconstruction_blocks(zt16, proj16.float(), gram, xx, kinds, knots, *im.PWL_RANGE, True)
+
+
 def test_bank_gives_the_same_losses_and_gradients_on_both_paths(monkeypatch):
     # the bank's PyTorch path (no compiled kernel) against its compiled one (InfoMaxBlocks and
     # ReconstructionBlocks), on one batch

@@ -281,14 +281,19 @@ def seed_by_seed(op, *tensors: torch.Tensor) -> torch.Tensor:
     return torch.stack([op(*(t[i] for t in tensors)) for i in range(tensors[0].shape[0])])
 
 
-def reconstruction_terms(zt, proj, dec, knots, x, kinds, need_grad: bool = True, grad_out=None, na_out=None):
+def reconstruction_terms(zt, proj, dec, knots, x, kinds, need_grad: bool = True, grad_out=None, na_out=None,
+                         row_sums=None):
     """The compiled kernel's part of :func:`reconstruction_blocks`, given the decoders' products with
     the inputs ``proj`` = W'^T x^T (S, R K, B): loss (S, R), dL/dz^T, dL/dknots, and the two factors
     of the decoders' gradient, -(2/B) a (S, R K, B) and (2/B) a a^T (S, R, K, K).  ``grad_out``,
-    ``na_out``: views to write dL/dz^T and -(2/B) a into (each seed's rows contiguous)."""
+    ``na_out``: views to write dL/dz^T and -(2/B) a into (each seed's rows contiguous), in ``zt``'s dtype;
+    ``row_sums`` (S, R K): where dL/dz^T's sums over the batch go."""
     gram = seed_by_seed(torch.matmul, dec, dec.transpose(-1, -2))            # W'^T W'
-    return infomax_kernel().reconstruction_blocks(zt, proj, gram, torch.linalg.vecdot(x, x).mean(-1), kinds, knots,
-                                                  *PWL_RANGE, need_grad, grad_out, na_out)
+    s, b = x.shape[0], x.shape[-2]
+    flat = x.reshape(s, 1, -1)       # mean_n ||x_n||^2 as one dot product per seed (vecdot: two passes)
+    xx = torch.bmm(flat, flat.transpose(1, 2)).view(s) / b
+    return infomax_kernel().reconstruction_blocks(zt, proj, gram, xx, kinds, knots, *PWL_RANGE, need_grad, grad_out,
+                                                  na_out, row_sums)
 
 
 def fused_products(rows: ProductRows, bias: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor:
@@ -642,8 +647,9 @@ class InfoMaxBank(torch.nn.Module):
         With ``rows`` (:class:`ProductRows`: each seed's weights and decoders in one storage) and a
         batch shared by each seed's models, the products are fused: one per seed gives every model's z
         and every decoder's W'^T x^T (:func:`fused_products`), one per seed every weight gradient and
-        the decoders' a x term (:func:`fused_weight_grads_`), and in float32 the kernels read and write
-        their parts of those products' operands in place.  Otherwise each span of models takes its own.
+        the decoders' a x term (:func:`fused_weight_grads_`), and the kernels read and write their parts
+        of those products' operands in place (bfloat16 ones widened and narrowed model by model in
+        cache).  Otherwise each span of models takes its own.
         """
         kernel = infomax_kernel()
         for p in (self.bias, self.decoder, self.knots):
@@ -659,36 +665,34 @@ class InfoMaxBank(torch.nn.Module):
         if not self.bf16:     # (the backward product writes the weights' gradient where WeightAdam reads it)
             self.weight.grad = rows.grad
         z_all = fused_products(rows, self.bias, x_in)                     # (S, (G + R) K, B)
-        # the backward product's operand, in the products' dtype: in float32 the kernels write their
-        # gradients straight into it (and read their z from z_all's rows), in bfloat16 they are cast in
+        # the backward product's operand, in the products' dtype: the kernels read their z from z_all's
+        # rows and write their gradients straight into it (in bfloat16 they widen and narrow in cache)
         grad_all = torch.empty_like(z_all)
-        in_place = not self.bf16
-        z_all = z_all.float()
         losses, gram_terms = [], []
         for lo, hi, recon in self.spans:
             zt, grad_out = z_all[:, lo * k:hi * k], grad_all[:, lo * k:hi * k]
+            bias_grad = self.bias.grad[:, lo:hi].view(x.shape[0], -1)     # (the kernels sum dL/dz over the batch)
             if recon:
                 dec_rows = self.decoder_rows(lo, hi)
                 at = slice((g + dec_rows.start) * k, (g + dec_rows.stop) * k)        # their W'^T x^T in z_all
                 dec = self.decoder[:, dec_rows]
-                loss, grad_zt, grad_knots, na, aat = reconstruction_terms(
+                loss, _, grad_knots, _, aat = reconstruction_terms(
                     zt, z_all[:, at], dec, self.knots[:, lo:hi], x, self.kinds[lo:hi],
-                    grad_out=grad_out if in_place else None, na_out=grad_all[:, at] if in_place else None)
-                if not in_place:
-                    grad_all[:, at] = na
-                gram_terms.append((dec_rows, seed_by_seed(torch.matmul, aat, dec)))   # (2/B) a a^T W'^T
+                    grad_out=grad_out, na_out=grad_all[:, at], row_sums=bias_grad)
+                gram_terms.append((dec_rows, aat, dec))
             else:
-                loss, grad_zt, grad_knots = kernel.infomax_blocks(zt, self.kinds[lo:hi], self.lam[lo:hi],
-                                                                  self.knots[:, lo:hi], EPS, *PWL_RANGE, True,
-                                                                  grad_out if in_place else None)
-            if not in_place:
-                grad_out.copy_(grad_zt)
+                loss, _, grad_knots = kernel.infomax_blocks(zt, self.kinds[lo:hi], self.lam[lo:hi],
+                                                            self.knots[:, lo:hi], EPS, *PWL_RANGE, True, grad_out,
+                                                            bias_grad)
             self.knots.grad[:, lo:hi] = grad_knots
-            self.bias.grad[:, lo:hi] = grad_zt.sum(-1).view(zt.shape[0], hi - lo, k)
             losses.append(loss)
         fused_weight_grads_(rows, grad_all, x_in)
-        for dec_rows, term in gram_terms:        # the decoders' gradient: the Gram term + the a x term
-            self.decoder.grad[:, dec_rows] = term + rows.decoder_grad[:, dec_rows]
+        for dec_rows, aat, dec in gram_terms:    # the decoders' gradient: the Gram term + the a x term
+            for i in range(x.shape[0]):         # (seed by seed: no copies of the strided views)
+                grad, ax = self.decoder.grad[i, dec_rows], rows.decoder_grad[i, dec_rows]
+                if grad.data_ptr() != ax.data_ptr():     # (in float32 they are one storage, see ProductRows)
+                    grad.copy_(ax)
+                grad.baddbmm_(aat[i], dec[i])
         return torch.cat(losses, 1) if len(losses) > 1 else losses[0]
 
     def _span_loss_and_grad_(self, x: torch.Tensor, x_in: torch.Tensor, low) -> torch.Tensor:
