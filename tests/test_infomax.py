@@ -213,6 +213,20 @@ def test_compiled_kernels_read_and_write_bfloat16_blocks_as_torch_casts_them(k, 
         kernel.reconstruction_blocks(zt16, proj16.float(), gram, xx, kinds, knots, *im.PWL_RANGE, True)
 
 
+def test_bfloat16_copies_keep_every_nan_a_nan():
+    # Rounding to bfloat16 adds 0x7FFF to the float's bits: a NaN with a full payload would carry into the
+    # sign bit (-0.0), one with only low payload bits into infinity.  The kernels' narrowing keeps them NaN.
+    kernel = kernels.infomax_kernel()
+    if kernel is None:
+        pytest.skip("no compiled kernel on this machine")
+    bits = torch.tensor([0x7FFFFFFF, 0x7F800001, -1, 0x7FC00000] * 4, dtype=torch.int32)   # (-1: 0xFFFFFFFF)
+    param = torch.cat([bits.view(torch.float32), torch.ones(16)]).view(2, 16)
+    low = torch.zeros(2, 16, dtype=torch.bfloat16)
+    zeros = torch.zeros(2, 16)
+    kernel.adam_rows(param, zeros, zeros.clone(), zeros.clone(), None, low, 0.0, 0.9, 0.999, 1e-8, 1)
+    assert torch.isnan(low[0]).all() and (low[1] == 1).all()
+
+
 def test_bank_gives_the_same_losses_and_gradients_on_both_paths(monkeypatch):
     # the bank's PyTorch path (no compiled kernel) against its compiled one (InfoMaxBlocks and
     # ReconstructionBlocks), on one batch
