@@ -188,6 +188,8 @@ def test_compiled_kernels_read_and_write_bfloat16_blocks_as_torch_casts_them(k, 
     grad_big, sums = torch.full_like(big, 7.0), torch.full((s, m * k), 7.0)
     got = kernel.infomax_blocks(zt16, kinds, lam, knots, im.EPS, *im.PWL_RANGE, True, grad_big[:, :m * k], sums)
     torch.testing.assert_close(got[0], ref[0], rtol=0, atol=0, equal_nan=True)
+    no_grad = kernel.infomax_blocks(zt16, kinds, lam, knots, im.EPS, *im.PWL_RANGE, False)
+    torch.testing.assert_close(no_grad[0], ref[0], rtol=0, atol=0, equal_nan=True)
     assert got[1].dtype == torch.bfloat16 and got[1].data_ptr() == grad_big.data_ptr()
     torch.testing.assert_close(got[1], ref[1].to(torch.bfloat16), rtol=0, atol=0, equal_nan=True)
     torch.testing.assert_close(got[2], ref[2], rtol=0, atol=0, equal_nan=True)

@@ -461,7 +461,7 @@ struct SeedBlocks {
   torch::Tensor t;
   int64_t seed_stride;
 
-  bool bf16() const { return t.scalar_type() == torch::kBFloat16; }
+  bool bf16() const { return t.defined() && t.scalar_type() == torch::kBFloat16; }   // (undefined: no output)
   int64_t at(int64_t s, int64_t offset) const { return s * seed_stride + offset; }
 
   // n values of seed s from `offset` as float32: the tensor's own memory, or widened into scratch
