@@ -480,9 +480,11 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
   // fixed blocks of samples are read in memory order, each block with one histogram per channel (see
   // backward_planes_avx2; in L2), summed in block order.  (For 4x4 planes, groups of 16 channels walked over
   // all samples, their histograms in L1 and software prefetch, measured 1.3x slower on an Intel Xeon: runs of
-  // 1 KB, one 4 KB page per sample and tensor.)
+  // 1 KB, one 4 KB page per sample and tensor.)  A block holds at least 16 times its histograms' size in
+  // x: half as many histograms to zero and sum as at 8 times, and this pass 4-7 % faster on 256x512x4x4
+  // (in-process A/B on an AMD EPYC); the price is fewer blocks to share among many cores.
   const int64_t plane_block = L.channels * L.inner, table = L.channels * L.segs * 2;
-  const int64_t per_block = std::max<int64_t>(1, (std::max<int64_t>(16 * kChunk, 8 * table) + plane_block - 1) / plane_block);
+  const int64_t per_block = std::max<int64_t>(1, (std::max<int64_t>(16 * kChunk, 16 * table) + plane_block - 1) / plane_block);
   const int64_t blocks = (L.outer + per_block - 1) / per_block;
   acc_t* part = g_left ? zeroed_scratch<acc_t>(static_cast<size_t>(blocks * table)) : nullptr;
   at::parallel_for(0, blocks, 1, [&](int64_t bb, int64_t be) {
