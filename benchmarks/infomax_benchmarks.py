@@ -30,6 +30,7 @@ import torch
 from actfn import infomax as im
 from actfn import kernels
 from actfn.results import results_dir, write_json_atomic
+from unit_benchmarks import rounds_note
 
 
 def benchmark_settings() -> list:
@@ -89,11 +90,6 @@ def ceiling_ratio(precision: str, plain_model_epochs_per_s: float, steps_per_epo
     per_seed = (matmul_seconds(weight_rows, 784, 128, precision) + matmul_seconds(weight_rows, 128, 784, precision)
                 + adam_seconds(seeds * weight_rows) / seeds)
     return lone_step / (per_seed / trained)
-
-
-def rounds_note(ratios: list[float]) -> str:
-    """The spread of a ratio's rounds, " (rounds a to b)", shown beside their median (nothing for one round)."""
-    return f" (rounds {min(ratios):.1f} to {max(ratios):.1f})" if len(ratios) > 1 else ""
 
 
 def infomax_rows(ks=(16, 32, 64), seeds=3, n=2048, epochs=2, precisions=("float32", "bfloat16")) -> list[dict]:

@@ -40,6 +40,18 @@ def test_infomax_rows_measure_the_same_models_three_ways():
     assert ratios[0]["goal"] == 20.0 and ratios[0]["goal_kind"] == "min"
 
 
+def test_activation_rows_give_the_median_of_their_rounds_and_its_range(monkeypatch):
+    import unit_benchmarks
+    times = iter(([{"silu": 1.0, "relu": 0.5, "pwl": r} for r in (1.2, 1.5, 1.7, 1.4, 1.3)]
+                  + [{"silu": 1.0, "reference": 30.0}]) * 2)          # shared, then per channel
+    monkeypatch.setattr(unit_benchmarks, "interleaved_median", lambda fns, x, **kw: next(times))
+    rows = unit_benchmarks.activation_rows(shapes=((2, 3, 4, 4),), rounds=5)[:2]
+    # the median round (not the mean, the first, the middle or the last), and the rounds' range
+    assert rows[0]["ratio"] == 1.4 and rows[0]["goal"] == 1.5
+    assert rows[0]["what"].endswith("shared (rounds 1.20 to 1.70)")
+    assert rows[1]["ratio"] == 2.8                                # PWL / ReLU, the same rounds
+
+
 def test_depth_row_compares_the_bank_with_one_model_at_a_time():
     rows = infomax_benchmarks.depth_rows(seeds=2, k1=6, k2=3, n=256, epochs=1)
     assert len(rows) == 1 and rows[0]["ratio"] > 0 and "16 second layers" in rows[0]["what"]

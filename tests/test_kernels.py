@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from actfn import PiecewiseLinearActivation, kernels, piecewise_linear, piecewise_linear_reference
+from actfn.pwl import PiecewiseLinearFunction
 
 needs_kernel = pytest.mark.skipif(kernels.cpu_kernel() is None, reason="compiled kernel unavailable here")
 
@@ -117,6 +118,28 @@ def test_knot_gradients_are_bit_identical_across_runs_and_thread_counts(shape, p
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(first, single)
+
+
+@needs_kernel
+@pytest.mark.parametrize("x_grad,y_grad", [(True, True), (True, False), (False, True)])
+def test_eager_cpu_path_is_the_cpp_autograd_node_and_equals_the_python_function(x_grad, y_grad):
+    # piecewise_linear on CPU tensors runs the kernels under an autograd node written in C++; the
+    # Python Function (the path under torch.compile and export) must give the same bits
+    gen = torch.Generator().manual_seed(5)
+    x, g = torch.randn(6, 4, 4, 4, generator=gen) * 2, torch.randn(6, 4, 4, 4, generator=gen)
+    y = torch.randn(4, 33, generator=gen)
+    results = []
+    for fn in (piecewise_linear, lambda a, b: PiecewiseLinearFunction.apply(a, b, -3.0, 3.0)):
+        xa, ya = x.clone().requires_grad_(x_grad), y.clone().requires_grad_(y_grad)
+        out = fn(xa, ya)
+        name = out.grad_fn.name()
+        out.backward(g)
+        results.append((name, out.detach(), xa.grad, ya.grad))
+    assert results[0][0] == "torch::autograd::CppNode<PwlFunction>"
+    assert results[1][0] == "PiecewiseLinearFunctionBackward"
+    for cpp, python in zip(results[0][1:], results[1][1:]):
+        assert (cpp is None and python is None) or torch.equal(cpp, python)
+    assert (results[0][2] is not None) == x_grad and (results[0][3] is not None) == y_grad
 
 
 @needs_kernel
