@@ -195,8 +195,9 @@ def piecewise_linear(x: torch.Tensor, y: torch.Tensor, lo: float = -3.0, hi: flo
     if x.device.type == "cpu" and not _traced(x):
         kernel = cpu_kernel()
         if kernel is not None:
-            # the same kernels under an autograd node written in C++: a Python Function's own calls
-            # cost about 45 us a forward+backward, a few per cent of a small layer's time
+            # the same kernels under an autograd node written in C++ (in-process A/B against the
+            # Python Function: 22 us less a forward+backward of a 1x512x4x4 layer, 5-6 % less of a
+            # 256x512x4x4 one with per-channel knots)
             return kernel.apply(x, y, lo, hi)
     return PiecewiseLinearFunction.apply(x, y, lo, hi)
 
