@@ -245,30 +245,31 @@ inline void forward_samples_avx512(const float* x, float* out, const float* left
 // channel).  Measured on an AMD EPYC (Zen 4), 256x512x4x4: fwd+bwd 5-7 % faster with 4 samples, 4 %
 // with 2, 22 % slower with 8 (3 streams a sample: too many for the prefetchers).
 inline void backward_samples_avx512(const float* x, const float* g, float* gx, const float* slope, float* hist,
-                                    int64_t segs, int64_t channels, int64_t samples, int64_t last, float a, float b) {
+                                    int64_t segs, int64_t channels, int64_t samples, int64_t last, float a, float b,
+                                    int copies) {
   const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
-  const __m512i one_copy = _mm512_setzero_si512();
+  const __m512i copy_offsets = copy_offsets16(segs, copies);
   const int64_t stride = channels * 16;
   for (int64_t c = 0; c < channels; ++c) {
     const Table32 sl = load_table32(slope + c * segs, segs);
-    float* h = hist ? hist + c * segs * 2 : nullptr;
+    float* h = hist ? hist + c * copies * segs * 2 : nullptr;
     for (int64_t o = 0; o < samples; ++o) {
       const int64_t off = o * stride + c * 16;
-      backward16(x + off, g + off, gx ? gx + off : nullptr, sl, h, one_copy, av, bv, lv);
+      backward16(x + off, g + off, gx ? gx + off : nullptr, sl, h, copy_offsets, av, bv, lv);
     }
   }
 }
 
 inline void backward_planes_avx512(const float* x, const float* g, float* gx, const float* slope, float* hist,
                                    int64_t segs, int64_t inner, int64_t channels, int64_t planes, int64_t last,
-                                   float a, float b) {
+                                   float a, float b, int copies) {
   const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b), lv = _mm512_set1_ps(float(last));
-  const __m512i one_copy = _mm512_setzero_si512();
+  const __m512i copy_offsets = copy_offsets16(segs, copies);
   for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1) {
     const Table32 sl = load_table32(slope + c * segs, segs);
-    float* h = hist ? hist + c * segs * 2 : nullptr;
+    float* h = hist ? hist + c * copies * segs * 2 : nullptr;
     for (int64_t e = p * inner; e < (p + 1) * inner; e += 16)
-      backward16(x + e, g + e, gx ? gx + e : nullptr, sl, h, one_copy, av, bv, lv);
+      backward16(x + e, g + e, gx ? gx + e : nullptr, sl, h, copy_offsets, av, bv, lv);
   }
 }
 #endif
@@ -320,17 +321,29 @@ Layout layout_of(const torch::Tensor& x, const torch::Tensor& y) {
 // A zeroed buffer of n values, reused from call to call (per calling thread): the partial histograms
 // are up to a few MB, and a fresh block that size costs more in page faults than the pass itself.
 template <typename T>
-T* zeroed_scratch(size_t n) {
+T* scratch(size_t n) {
   static thread_local std::vector<T> buffer;
   if (buffer.size() < n) buffer.resize(n);
-  std::fill(buffer.begin(), buffer.begin() + n, T(0));
   return buffer.data();
+}
+
+template <typename T>
+T* zeroed_scratch(size_t n) {
+  T* buffer = scratch<T>(n);
+  std::fill(buffer, buffer + n, T(0));
+  return buffer;
 }
 
 constexpr int64_t kSideBySide = 8;  // 4x4 planes in the forward pass: samples read side by side
 constexpr int64_t kSideBySideBackward = 4;  // and in the backward pass (see backward_samples_avx512)
 constexpr int64_t kGroupChannels = 64;  // per-channel small planes: channels whose tables are read together
 constexpr int kCopies = 16;  // interleaved histogram copies, one per lane (see hist_add8)
+// Per-channel planes on the AVX-512 paths: lane k of a vector adds to copy k mod 4 of its channel's
+// histogram, so that the lanes of one vector that fall in one segment (neighbouring pixels often do)
+// do not all wait on one another's stores.  In-process A/B of the backward pass on an Intel Xeon
+// (Sapphire Rapids, 2 cores): 128x64x16x16 30 % faster, 256x512x4x4 19 % faster; 2 copies: 14 % and
+// none; 8: 29 % and 8 %; 16: 22 % faster and 34 % slower (the 4x4 layer's histograms outgrow L2).
+constexpr int kChannelCopies = 4;
 constexpr int64_t kWalkPlanes = kChunk / 16;  // per-channel planes at least this large: walk each channel's planes
 
 template <typename scalar_t, typename acc_t>
@@ -481,28 +494,39 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
   // backward_planes_avx2; in L2), summed in block order.  (For 4x4 planes, groups of 16 channels walked over
   // all samples, their histograms in L1 and software prefetch, measured 1.3x slower on an Intel Xeon: runs of
   // 1 KB, one 4 KB page per sample and tensor.)  A block holds at least 16 times its histograms' size in
-  // x: half as many histograms to zero and sum as at 8 times, and this pass 4-7 % faster on 256x512x4x4
-  // (in-process A/B on an AMD EPYC); the price is fewer blocks to share among many cores.
-  const int64_t plane_block = L.channels * L.inner, table = L.channels * L.segs * 2;
-  const int64_t per_block = std::max<int64_t>(1, (std::max<int64_t>(16 * kChunk, 16 * table) + plane_block - 1) / plane_block);
+  // x (one copy's size): half as many histograms to zero and sum as at 8 times, and this pass 4-7 % faster
+  // on 256x512x4x4 (in-process A/B on an AMD EPYC); the price is fewer blocks to share among many cores.
+  // On the AVX-512 paths each channel's histogram has kChannelCopies copies (see there); each block's
+  // histograms are zeroed by the task that fills them and summed in parallel over channels (the copies
+  // made them 4 times larger: zeroed and summed by the calling thread alone, they took back a third of
+  // the gain).
+  bool wide = false;
+#if defined(__AVX512F__)
+  wide = std::is_same_v<scalar_t, float> && L.inner % 16 == 0 && last < 32;
+#endif
+  const int copies = wide ? kChannelCopies : 1;
+  const int64_t plane_block = L.channels * L.inner, one_copy = L.channels * L.segs * 2, table = one_copy * copies;
+  const int64_t per_block = std::max<int64_t>(1, (std::max<int64_t>(16 * kChunk, 16 * one_copy) + plane_block - 1) / plane_block);
   const int64_t blocks = (L.outer + per_block - 1) / per_block;
-  acc_t* part = g_left ? zeroed_scratch<acc_t>(static_cast<size_t>(blocks * table)) : nullptr;
+  acc_t* part = g_left ? scratch<acc_t>(static_cast<size_t>(blocks * table)) : nullptr;
   at::parallel_for(0, blocks, 1, [&](int64_t bb, int64_t be) {
     for (int64_t blk = bb; blk < be; ++blk) {
       acc_t* hist = g_left ? part + blk * table : nullptr;
+      if (hist) std::fill(hist, hist + table, acc_t(0));
       const int64_t o0 = blk * per_block, o1 = std::min(L.outer, (blk + 1) * per_block);
 #if defined(__AVX512F__)
       if constexpr (std::is_same_v<scalar_t, float>) {
-        if (L.inner == 16 && last < 32) {
+        if (wide && L.inner == 16) {
           for (int64_t o = o0; o < o1; o += kSideBySideBackward)
             backward_samples_avx512(x + o * plane_block, g + o * plane_block, gx ? gx + o * plane_block : nullptr,
                                     slope, hist, L.segs, L.channels, std::min(kSideBySideBackward, o1 - o), last,
-                                    a, b);
+                                    a, b, copies);
           continue;
         }
-        if (L.inner % 16 == 0 && last < 32) {
+        if (wide) {
           backward_planes_avx512(x + o0 * plane_block, g + o0 * plane_block, gx ? gx + o0 * plane_block : nullptr,
-                                 slope, hist, L.segs, L.inner, L.channels, (o1 - o0) * L.channels, last, a, b);
+                                 slope, hist, L.segs, L.inner, L.channels, (o1 - o0) * L.channels, last, a, b,
+                                 copies);
           continue;
         }
       }
@@ -524,14 +548,14 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
         }
     }
   });
-  for (int64_t blk = 0; g_left && blk < blocks; ++blk) {
-    const acc_t* hist = part + blk * table;
-    for (int64_t c = 0; c < L.channels; ++c)
-      for (int64_t i = 0; i < L.segs; ++i) {
-        g_left[c * L.segs + i] += hist[(c * L.segs + i) * 2];
-        g_rise[c * L.segs + i] += hist[(c * L.segs + i) * 2 + 1];
-      }
-  }
+  // each channel's sums in block order, then copy order: deterministic whatever the number of threads
+  if (g_left)
+    at::parallel_for(0, L.channels, 64, [&](int64_t cb, int64_t ce) {
+      for (int64_t blk = 0; blk < blocks; ++blk)
+        for (int64_t c = cb; c < ce; ++c)
+          fold_copies(part + blk * table + c * copies * L.segs * 2, g_left + c * L.segs, g_rise + c * L.segs, L.segs,
+                      copies);
+    });
 }
 
 // Tables in the accumulation type: left value y_i and rise y_{i+1} - y_i of each segment, one row of
