@@ -54,7 +54,19 @@ def test_activation_rows_take_each_sides_fastest_round_and_show_the_rounds_range
     assert rows[0]["ratio"] == 1.2 and rows[0]["goal"] == 1.5
     assert rows[0]["what"].endswith("shared (rounds 0.40 to 2.55)")
     assert rows[1]["ratio"] == 2.4                                # PWL / ReLU, the same rounds
-    assert rows[4]["what"].startswith("PWL fwd+bwd / SiLU, 2x3x4x4 float32, per_channel") and rows[4]["ratio"] == 1.2
+    assert rows[2]["what"] == "  SiLU / ReLU, same" and rows[2]["ratio"] == 2.0    # SiLU's own state
+    assert rows[5]["what"].startswith("PWL fwd+bwd / SiLU, 2x3x4x4 float32, per_channel") and rows[5]["ratio"] == 1.2
+
+
+def test_activation_rows_give_no_verdict_when_silu_ran_slow_in_every_round(monkeypatch):
+    import unit_benchmarks
+    # SiLU at 2.5x ReLU in its fastest round: a slow spell throughout, which would flatter PWL
+    times = iter([{"silu": 2.5, "relu": 1.0, "pwl": 2.0}] * 2 * 3 + [{"silu": 1.0, "reference": 30.0}] * 2)
+    monkeypatch.setattr(unit_benchmarks, "interleaved_median", lambda fns, x, **kw: next(times))
+    rows = unit_benchmarks.activation_rows(shapes=((2, 3, 4, 4),), rounds=3)
+    assert rows[0]["ratio"] == 0.8 and "goal" not in rows[0] and bench.meets(rows[0]) is None
+    assert "no verdict: SiLU took 2.5x ReLU's time in every round" in rows[0]["what"]
+    assert rows[2]["ratio"] == 2.5
 
 
 def test_depth_row_compares_the_bank_with_one_model_at_a_time():
