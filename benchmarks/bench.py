@@ -133,11 +133,12 @@ def main():
     args = ap.parse_args()
     names = [n for n in SECTIONS if not (args.no_build and n == "build") and (n != "gpu" or torch.cuda.is_available())]
     info = machine()
-    print(describe(info) + f"; PWL path on the CPU: {kernels.backend()}, on CUDA tensors: {kernels.cuda_backend()}; "
+    print(describe(info) + f"; PWL path on the CPU: {kernels.cpu_path()}, on CUDA tensors: {kernels.cuda_backend()}; "
           f"InfoMax bank path: {kernels.infomax_backend()}, float32 products: {kernels.products_backend()}")
     rows = run_sections(names, echo=True)
     out = results_dir() / "benchmarks.json"
-    write_json_atomic(out, {"machine": info, "pwl_path": kernels.backend(), "pwl_cuda_path": kernels.cuda_backend(),
+    write_json_atomic(out, {"machine": info, "pwl_path": kernels.backend(), "pwl_backward_lanes": kernels.backward_lanes(),
+                            "pwl_cuda_path": kernels.cuda_backend(),
                             "infomax_path": kernels.infomax_backend(),
                             "products": kernels.products_backend(), "date": dt.datetime.now().isoformat(timespec="seconds"),
                             "command": "make bench" + (" BENCH_ARGS=--no-build" if args.no_build else ""), "rows": rows})

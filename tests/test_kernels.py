@@ -79,7 +79,7 @@ def test_kernel_matches_reference_for_any_number_of_knots(knots, shape, per_chan
 def test_avx2_and_avx512_builds_agree():
     # on an AVX-512 CPU the book uses the AVX-512 build; the AVX2 build (other CPUs) is checked here
     avx2, name = kernels._build(widest=False)
-    assert name == "cpp-avx2"
+    assert name == "cpp-avx2" and avx2.backward_lanes() == "ymm8"
     for shape, per_channel in SHAPES:
         gen = torch.Generator().manual_seed(1)
         x = torch.randn(shape, generator=gen) * 2.5
@@ -140,6 +140,41 @@ def test_eager_cpu_path_is_the_cpp_autograd_node_and_equals_the_python_function(
     for cpp, python in zip(results[0][1:], results[1][1:]):
         assert (cpp is None and python is None) or torch.equal(cpp, python)
     assert (results[0][2] is not None) == x_grad and (results[0][3] is not None) == y_grad
+
+
+def cpu_vendor() -> str:
+    try:
+        return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("vendor_id")), "")
+    except OSError:
+        return ""
+
+
+@needs_kernel
+@pytest.mark.skipif(kernels.backend() != "cpp-avx512", reason="the AVX-512 build has the two backward lanes")
+def test_backward_lanes_give_the_same_bits_and_intel_cores_take_the_ymm_halves():
+    kernel = kernels.cpu_kernel()
+    default = kernel.backward_lanes()
+    if cpu_vendor():
+        assert default == ("ymm8x2" if cpu_vendor() == "GenuineIntel" else "zmm16")
+    assert kernels.cpu_path() == f"cpp-avx512 (backward pass: {default})"
+    try:
+        for shape, per_channel in SHAPES + [((8, 5, 32, 32), True), ((6, 3, 4, 4), True)]:
+            gen = torch.Generator().manual_seed(5)
+            x = torch.randn(shape, generator=gen) * 2.5
+            x.view(-1)[:6] = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e4, -1e4, 3.0])
+            y = torch.randn((shape[1], 33) if per_channel else (33,), generator=gen)
+            g = torch.randn(shape, generator=gen)
+            out = {}
+            for lanes in ("zmm16", "ymm8x2"):
+                kernel.set_backward_lanes(lanes)
+                assert kernel.backward_lanes() == lanes
+                out[lanes] = kernel.backward(g, x, y, -3.0, 3.0, True, True)
+            for a, b in zip(out["zmm16"], out["ymm8x2"]):
+                assert torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(a.isnan(), b.isnan()), shape
+        with pytest.raises(RuntimeError, match="zmm16 or ymm8x2"):
+            kernel.set_backward_lanes("xmm4")
+    finally:
+        kernel.set_backward_lanes(default)
 
 
 @needs_kernel

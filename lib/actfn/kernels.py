@@ -266,6 +266,19 @@ def backend() -> str:
     return _state[requested_backend()][1]
 
 
+def backward_lanes() -> str | None:
+    """The compiled CPU kernel's backward-pass lanes: ``zmm16`` or ``ymm8x2`` in AVX-512 builds (ymm8x2
+    on Intel CPUs; the same bits either way), ``ymm8`` (AVX2 build) or ``scalar``; None on the PyTorch path."""
+    kernel = cpu_kernel()
+    return kernel.backward_lanes() if kernel is not None else None
+
+
+def cpu_path() -> str:
+    """:func:`backend`, with the backward pass's lanes where the compiled kernel runs (for the pages)."""
+    lanes = backward_lanes()
+    return backend() + (f" (backward pass: {lanes})" if lanes else "")
+
+
 def infomax_backend() -> str:
     """Which path the InfoMax bank takes on CPU tensors: ``cpp-avx512``, ``cpp-avx2``, ``cpp-generic`` or ``torch ...``."""
     if infomax_kernel() is None:
