@@ -157,8 +157,11 @@ def test_backward_lanes_give_the_same_bits_and_intel_cores_take_the_ymm_halves()
     if cpu_vendor():
         assert default == ("ymm8x2" if cpu_vendor() == "GenuineIntel" else "zmm16")
     assert kernels.cpu_path() == f"cpp-avx512 (backward pass: {default})"
+    in_order = kernel.small_planes_in_order()
     try:
-        for shape, per_channel in SHAPES + [((8, 5, 32, 32), True), ((6, 3, 4, 4), True)]:
+        for order, (shape, per_channel) in ((o, c) for o in (False, True)
+                                            for c in SHAPES + [((8, 5, 32, 32), True), ((6, 3, 4, 4), True)]):
+            kernel.set_small_planes_in_order(order)
             gen = torch.Generator().manual_seed(5)
             x = torch.randn(shape, generator=gen) * 2.5
             x.view(-1)[:6] = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e4, -1e4, 3.0])
@@ -175,6 +178,36 @@ def test_backward_lanes_give_the_same_bits_and_intel_cores_take_the_ymm_halves()
             kernel.set_backward_lanes("xmm4")
     finally:
         kernel.set_backward_lanes(default)
+        kernel.set_small_planes_in_order(in_order)
+
+
+@needs_kernel
+@pytest.mark.skipif(kernels.backend() != "cpp-avx512", reason="the AVX-512 build has the two orders")
+@pytest.mark.parametrize("in_order", [False, True])
+def test_both_orders_of_small_planes_match_the_reference_and_are_deterministic(in_order):
+    # per-channel 4x4 planes: samples side by side with 4 histogram copies, or in memory order with one
+    # (Intel's default); other sums, so each is checked against the reference and across thread counts
+    kernel = kernels.cpu_kernel()
+    default = kernel.small_planes_in_order()
+    if cpu_vendor():
+        assert default == (cpu_vendor() == "GenuineIntel")
+    threads = torch.get_num_threads()
+    try:
+        kernel.set_small_planes_in_order(in_order)
+        assert kernel.small_planes_in_order() == in_order
+        for shape in ((96, 64, 4, 4), (300, 100, 4, 4), (3, 20, 4, 4), (256, 512, 4, 4)):
+            gen = torch.Generator().manual_seed(6)
+            x, g = torch.randn(shape, generator=gen) * 2.5, torch.randn(shape, generator=gen)
+            y = torch.randn(shape[1], 33, generator=gen)
+            fast, ref = run(piecewise_linear, x, y, g), run(piecewise_linear_reference, x, y, g)
+            torch.testing.assert_close(fast[1], ref[1], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(fast[2], ref[2], rtol=1e-4, atol=1e-3 * math.sqrt(x.numel() / y.numel()) / 100)
+            torch.set_num_threads(1)
+            assert torch.equal(run(piecewise_linear, x, y, g)[2], fast[2])
+            torch.set_num_threads(threads)
+    finally:
+        torch.set_num_threads(threads)
+        kernel.set_small_planes_in_order(default)
 
 
 @needs_kernel

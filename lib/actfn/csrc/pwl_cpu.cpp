@@ -24,6 +24,14 @@ constexpr int64_t kChunk = 16384;  // elements per partial histogram (shared kno
 // 256-bit halves on all its ports, and there the zmm path was the faster one.
 bool g_ymm_backward = false;
 
+// Per-channel 4x4 planes in the backward pass: in memory order with one histogram per channel and block
+// (true, on Intel CPUs) or samples side by side with kChannelCopies copies (see backward_samples_avx512).
+// In-process A/B of the backward pass on 256x512x4x4 on an Intel Xeon VM, with the ymm lanes, against
+// side by side with 4 copies: in memory order with one copy about 12 % faster, side by side with one
+// copy 4 %, in memory order with 4 copies no faster.  (With the zmm lanes neither order is faster.)
+// The two give different bits (other sums of copies), so this is fixed per machine, like the build.
+bool g_small_planes_in_order = false;
+
 template <typename acc_t>
 inline int64_t segment(acc_t s, int64_t last) {
   acc_t f = std::floor(s);
@@ -605,7 +613,8 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
 #if defined(__AVX512F__)
   wide = std::is_same_v<scalar_t, float> && L.inner % 16 == 0 && last < 32;
 #endif
-  const int copies = wide ? kChannelCopies : 1;
+  const bool side_by_side = wide && L.inner == 16 && !g_small_planes_in_order;
+  const int copies = wide && (L.inner > 16 || side_by_side) ? kChannelCopies : 1;
   const int64_t plane_block = L.channels * L.inner, one_copy = L.channels * L.segs * 2, table = one_copy * copies;
   const int64_t per_block = std::max<int64_t>(1, (std::max<int64_t>(16 * kChunk, 16 * one_copy) + plane_block - 1) / plane_block);
   const int64_t blocks = (L.outer + per_block - 1) / per_block;
@@ -617,7 +626,7 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
       const int64_t o0 = blk * per_block, o1 = std::min(L.outer, (blk + 1) * per_block);
 #if defined(__AVX512F__)
       if constexpr (std::is_same_v<scalar_t, float>) {
-        if (wide && L.inner == 16) {
+        if (side_by_side) {
           for (int64_t o = o0; o < o1; o += kSideBySideBackward) {
             const int64_t off = o * plane_block, samples = std::min(kSideBySideBackward, o1 - o);
             if (g_ymm_backward)
@@ -795,13 +804,17 @@ torch::Tensor pwl_apply(const torch::Tensor& x, const torch::Tensor& y, double l
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #if defined(__AVX512F__)
   __builtin_cpu_init();
-  g_ymm_backward = __builtin_cpu_is("intel");
+  g_ymm_backward = g_small_planes_in_order = __builtin_cpu_is("intel");
 #endif
   m.def("set_backward_lanes", [](const std::string& lanes) {
     TORCH_CHECK(lanes == "zmm16" || lanes == "ymm8x2", "backward lanes must be zmm16 or ymm8x2, got ", lanes);
     g_ymm_backward = lanes == "ymm8x2";
   }, "the AVX-512 build's backward pass: zmm16 (sixteen lanes in zmm registers) or ymm8x2 (two ymm halves; "
      "the default on Intel CPUs); the same bits either way");
+  m.def("set_small_planes_in_order", [](bool in_order) { g_small_planes_in_order = in_order; },
+        "per-channel 4x4 planes, backward pass (AVX-512 builds): in memory order with one histogram copy "
+        "(the default on Intel CPUs) or samples side by side with four copies; other bits, the same sums");
+  m.def("small_planes_in_order", []() { return g_small_planes_in_order; });
   m.def("backward_lanes", []() {
 #if defined(__AVX512F__)
     return std::string(g_ymm_backward ? "ymm8x2" : "zmm16");
