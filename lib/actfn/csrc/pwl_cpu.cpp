@@ -449,9 +449,10 @@ constexpr int64_t kGroupChannels = 64;  // per-channel small planes: channels wh
 constexpr int kCopies = 16;  // interleaved histogram copies, one per lane (see hist_add8)
 // Per-channel planes on the AVX-512 paths: lane k of a vector adds to copy k mod 4 of its channel's
 // histogram, so that the lanes of one vector that fall in one segment (neighbouring pixels often do)
-// do not all wait on one another's stores.  In-process A/B of the backward pass on an Intel Xeon
-// (Sapphire Rapids, 2 cores): 128x64x16x16 30 % faster, 256x512x4x4 19 % faster; 2 copies: 14 % and
+// do not all wait on one another's stores.  In-process A/B of the backward pass (zmm lanes) on an
+// Intel Xeon VM (2 cores, AMX): 128x64x16x16 30 % faster, 256x512x4x4 19 % faster; 2 copies: 14 % and
 // none; 8: 29 % and 8 %; 16: 22 % faster and 34 % slower (the 4x4 layer's histograms outgrow L2).
+// Not yet measured on an AMD EPYC, where an earlier layout with copies per bin was 4 % slower on 4x4.
 constexpr int kChannelCopies = 4;
 constexpr int64_t kWalkPlanes = kChunk / 16;  // per-channel planes at least this large: walk each channel's planes
 
