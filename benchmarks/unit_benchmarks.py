@@ -66,7 +66,7 @@ def saved_bytes(fn, x) -> int:
     return sum(total)
 
 
-# SiLU's fastest round over ReLU's: about 1.2 where SiLU ran at its own speed in a round, 2.6-3.0 where
+# SiLU's fastest round over ReLU's: about 1.2 where SiLU ran at its own speed in a round, 2.5-3.0 where
 # one of the Intel VM's slow spells covered every round; above this, the SiLU goal gets no verdict
 SILU_SPELL = 2.0
 
