@@ -345,45 +345,42 @@ def test_unit_rows_constraint_holds():
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_compiled_weight_optimizer_is_adam_then_the_projection(precision):
-    # WeightAdam (adam_rows in csrc/infomax_cpu.cpp) against torch.optim.Adam followed by unit_rows_,
-    # over steps with made-up gradients; with bfloat16 products it reads the bfloat16 gradient and
-    # keeps the bfloat16 copy of the weights the next product reads
+def test_compiled_bank_optimizer_is_adam_then_the_projection(precision):
+    # BankAdam (adam_rows in csrc/infomax_cpu.cpp) against torch.optim.Adam followed by unit_rows_,
+    # over steps with made-up gradients (weights, decoders, biases, knots); with bfloat16 products it reads
+    # the bfloat16 gradient and keeps the bfloat16 copy of the weights the next product reads
     if kernels.infomax_kernel() is None:
         pytest.skip("no compiled kernel on this machine")
-    settings = [im.Setting("relu"), im.Setting("tanh", constraint="unit_rows"), im.Setting("identity"),
+    settings = [im.Setting("relu"), im.Setting("tanh", constraint="unit_rows"), im.Setting("pwl"),
                 im.Setting("relu", "reconstruction")]
     bank = im.InfoMaxBank(settings, [0, 1], 5, 30, precision)
     bank.project_()
-    ref = bank.weight.detach().clone().requires_grad_(True)
-    ref_dec = bank.decoder.detach().clone().requires_grad_(True)
-    torch_adam = torch.optim.Adam([ref, ref_dec], lr=1e-2)
-    ours = im.WeightAdam(bank, 1e-2)
+    names = ("weight", "decoder", "bias", "knots")
+    refs = [getattr(bank, n).detach().clone().requires_grad_(True) for n in names]
+    torch_adam = torch.optim.Adam(refs, lr=1e-2)
+    ours = im.BankAdam(bank, 1e-2)
     # the weights and decoders now live in one storage, each seed's decoder rows after its weight rows
     assert bank.weight.data_ptr() == ours.rows.master.data_ptr()
     assert bank.decoder.data_ptr() == ours.rows.master[0, len(settings)].data_ptr()
     gen = torch.Generator().manual_seed(3)
-    for _ in range(5):
-        g = torch.randn(bank.weight.shape, generator=gen)
-        g_dec = torch.randn(bank.decoder.shape, generator=gen)
+    for _ in range(6):
+        grads = [torch.randn(getattr(bank, n).shape, generator=gen) for n in names]
         if precision == "bfloat16":
-            g = g.to(torch.bfloat16)
-            ours.rows.grad.copy_(g)
+            grads[0] = grads[0].to(torch.bfloat16)
+            ours.rows.grad.copy_(grads[0])
         else:
-            bank.weight.grad = g.clone()
-        bank.decoder.grad = g_dec.clone()
-        ref.grad, ref_dec.grad = g.float(), g_dec
+            bank.weight.grad = grads[0].clone()
+        for n, g in zip(names[1:], grads[1:]):
+            getattr(bank, n).grad = g.clone()
+        for ref, g in zip(refs, grads):
+            ref.grad = g.float()
         torch_adam.step()
-        im.unit_rows_(ref.data[:, 1:2])
+        im.unit_rows_(refs[0].data[:, 1:2])
         ours.step()
-        torch.testing.assert_close(bank.weight.detach(), ref.detach(), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(bank.decoder.detach(), ref_dec.detach(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(bank.weight[:, 1].norm(dim=-1), torch.ones(2, 5))
-    assert not torch.allclose(bank.weight[:, 0].norm(dim=-1), torch.ones(2, 5))
-    if precision == "bfloat16":    # (the copy the next step's products read)
-        assert torch.equal(ours.rows.rows, ours.rows.master.to(torch.bfloat16))
-    else:
-        assert ours.rows.rows is ours.rows.master
+        for n, ref in zip(names, refs):
+            torch.testing.assert_close(getattr(bank, n).detach(), ref.detach(), rtol=1e-5, atol=1e-6, msg=n)
+        if precision == "bfloat16":
+            assert torch.equal(ours.rows.weight, bank.weight.detach().to(torch.bfloat16))
 
 
 def test_unbounded_variance_grows_the_weights():
@@ -569,11 +566,11 @@ def test_interrupted_bank_resumes_exactly(tmp_path, monkeypatch, precision):
     # another run's checkpoint is refused by name
     with pytest.raises(ValueError, match="checkpoint"):
         im.train_bank(settings, [1, 4], 5, x + 1, 3, checkpoint=ckpt, **kw)
-    # and so is one written in an older format (before the decoders' Adam state moved to WeightAdam)
+    # and so is one written in an older format (before the biases' and knots' Adam state moved to BankAdam)
     state = torch.load(ckpt, weights_only=False)
     del state["config"]["format"]
     torch.save(state, ckpt)
-    with pytest.raises(ValueError, match="older version of this code \\(format 1, now 2\\)"):
+    with pytest.raises(ValueError, match="older version of this code \\(format 1, now 3\\)"):
         im.train_bank(*args, checkpoint=ckpt, **kw)
 
 

@@ -40,7 +40,7 @@ MATMUL_PRECISIONS = ("float32", "bfloat16")
 EPS = 1e-6           # the eps of log(Var + eps)
 PWL_KNOTS = 33
 PWL_RANGE = (-3.0, 3.0)
-CHECKPOINT_FORMAT = 2   # 2: the decoders' Adam state with the weights' (WeightAdam), not torch's
+CHECKPOINT_FORMAT = 3   # 2: the decoders' Adam state with the weights'; 3: the biases' and knots' too (BankAdam)
 
 
 def check_matmul_precision(value: str) -> bool:
@@ -495,7 +495,7 @@ class ProductRows:
     weight rows followed by its decoder rows, ``rows`` (S, G + R, K, D), and their gradients likewise,
     ``rows_grad``; ``weight``, ``grad`` (S, G, K, D) and ``decoder``, ``decoder_grad`` (S, R, K, D) are
     views of them.  ``master``: the float32 parameters, moved into one storage of that layout
-    (``bank.weight`` and ``bank.decoder`` become views of it), which :class:`WeightAdam` updates.
+    (``bank.weight`` and ``bank.decoder`` become views of it), which :class:`BankAdam` updates.
 
     float32 products read ``master`` itself and write the gradients of both parameters
     (``bank.weight.grad`` and ``bank.decoder.grad`` are views of ``rows_grad``).  bfloat16 products
@@ -662,7 +662,7 @@ class InfoMaxBank(torch.nn.Module):
             return self._span_loss_and_grad_(x, x_in, rows if self.bf16 else None)
         require(rows.decoder.shape == self.decoder.shape, "rows", tuple(rows.rows.shape),
                 "must hold the bank's weights and decoders: ProductRows(bank)")
-        if not self.bf16:     # (the backward product writes the weights' gradient where WeightAdam reads it)
+        if not self.bf16:     # (the backward product writes the weights' gradient where BankAdam reads it)
             self.weight.grad = rows.grad
         z_all = fused_products(rows, self.bias, x_in)                     # (S, (G + R) K, B)
         # the backward product's operand, in the products' dtype: the kernels read their z from z_all's
@@ -821,14 +821,13 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
     """Train every model of ``bank`` on ``x`` with Adam: the loop of :func:`train_bank`."""
     seeds = bank.seeds
     bank.project_()
-    # Adam is elementwise: each model keeps its own state.  The weights and decoders, most of the
-    # parameters, take the compiled optimizer where it is vectorised (:class:`WeightAdam`; its other
-    # builds are plain loops, slower than torch's), the biases and knots torch's fused Adam.
-    compiled = infomax_kernel() is not None and infomax_backend() == "cpp-avx512"
-    weight_opt = WeightAdam(bank, lr) if compiled and bank.weight.device.type == "cpu" else None
-    params = [p for p in bank.parameters() if weight_opt is None or (p is not bank.weight and p is not bank.decoder)]
-    opt = torch.optim.Adam(params, lr=lr, fused=True)
+    # Adam is elementwise: each model keeps its own state.  The compiled optimizer where it is
+    # vectorised (:class:`BankAdam`; its other builds are plain loops, slower than torch's), else
+    # torch's fused Adam.
     compiled_step = bank.compiled_step(x)      # (no autograd: InfoMaxBank.loss_and_grad_)
+    compiled = compiled_step and infomax_backend() == "cpp-avx512"
+    bank_opt = BankAdam(bank, lr) if compiled else None
+    opt = torch.optim.Adam(bank.parameters(), lr=lr, fused=True) if bank_opt is None else None
     on_cpu = x.device.type == "cpu"
     norms = [bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy()]
     hist = []
@@ -842,9 +841,7 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
                              f"{state['config'].get('format', 1)}, now {CHECKPOINT_FORMAT}); remove it or choose another "
                              f"checkpoint path")
         bank.load_state_dict(state["bank"])
-        opt.load_state_dict(state["optimizer"])
-        if weight_opt is not None:
-            weight_opt.load_state_dict(state["weight_optimizer"])
+        (opt or bank_opt).load_state_dict(state["optimizer"])
         hist, norms, steps, seconds = state["losses"], state["weight_norms"], state["steps"], state["seconds"]
     t0 = time.perf_counter()
     epoch_iter = range(len(hist), epochs)
@@ -858,20 +855,20 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
             total = torch.zeros(len(seeds), len(bank.settings), device=x.device)
             count = 0
             for xb in seed_batches(x, seeds, epoch, batch_size):
-                rows = weight_opt.rows if weight_opt is not None else None
                 # the models are independent: the sum's gradient is each model's own gradient
-                loss = bank.loss_and_grad_(xb, rows) if compiled_step else bank.losses(xb, rows)
-                objective = loss.sum()
-                if on_cpu:    # (on a GPU, once an epoch below: a check every step would wait for the GPU)
-                    _require_finite(loss, seeds, bank.settings, epoch, checkpoint)
-                if not compiled_step:
+                if compiled_step:
+                    loss = bank.loss_and_grad_(xb, bank_opt.rows if bank_opt is not None else None)
+                else:
+                    loss = bank.losses(xb)
                     for p in (bank.bias, bank.decoder, bank.knots):
                         p.grad = None        # (the weight's gradient is overwritten: see StackedLinear)
-                    objective.backward()
-                opt.step()
-                if weight_opt is not None:
-                    weight_opt.step()        # Adam, the unit-row projection and the bfloat16 copy
+                    loss.sum().backward()
+                if on_cpu:    # (on a GPU, once an epoch below: a check every step would wait for the GPU)
+                    _require_finite(loss, seeds, bank.settings, epoch, checkpoint)
+                if bank_opt is not None:
+                    bank_opt.step()      # Adam, the unit-row projection and the bfloat16 copy
                 else:
+                    opt.step()
                     bank.project_()
                 total += loss.detach()
                 count += 1
@@ -880,8 +877,7 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
             hist.append((total / count).cpu().numpy())
             norms.append(bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy())
             if checkpoint is not None:
-                save_torch_atomic({"config": config, "bank": bank.state_dict(), "optimizer": opt.state_dict(),
-                                   "weight_optimizer": weight_opt.state_dict() if weight_opt is not None else None,
+                save_torch_atomic({"config": config, "bank": bank.state_dict(), "optimizer": (opt or bank_opt).state_dict(),
                                    "losses": hist, "weight_norms": norms, "steps": steps,
                                    "seconds": seconds + time.perf_counter() - t0}, checkpoint)
     return BankRun(bank, np.array(hist), np.array(norms), seconds + time.perf_counter() - t0, steps)
@@ -895,20 +891,25 @@ def _require_finite(loss: torch.Tensor, seeds, settings, epoch: int, checkpoint)
                                  f"good checkpoint is {checkpoint if checkpoint else 'not kept (no checkpoint path)'}")
 
 
-class WeightAdam:
-    """Adam (torch.optim.Adam's update, betas 0.9 and 0.999, eps 1e-8) on a bank's weights and decoders
-    in the compiled kernel (``adam_rows`` of csrc/infomax_cpu.cpp): each row updated, projected back to
-    unit length if its model is norm-constrained, and copied to bfloat16 for the next step's products
-    if they are bfloat16 -- one pass over the rows instead of four (measured: a bfloat16 bank step
-    10-15 % faster, a float32 one about the same).  It keeps them as :class:`ProductRows` (``rows``),
-    the layout of the bank's fused products.  :func:`train_bank` uses it with AVX-512 builds of the
-    kernel.  (Tested against torch.optim.Adam followed by :func:`unit_rows_`.)"""
+class BankAdam:
+    """Adam (torch.optim.Adam's update, betas 0.9 and 0.999, eps 1e-8) on every parameter of a bank in
+    the compiled kernel (``adam_rows`` of csrc/infomax_cpu.cpp).  Each row of the weights is updated,
+    projected back to unit length if its model is norm-constrained, and copied to bfloat16 for the
+    next step's products if they are bfloat16 -- one pass over the rows instead of four (measured: a
+    bfloat16 bank step 10-15 % faster, a float32 one about the same).  It keeps the weights and
+    decoders as :class:`ProductRows` (``rows``), the layout of the bank's fused products.  The biases
+    and knots, small, take the same kernel: torch's fused Adam spent most of its 0.3 ms a step (K = 16)
+    outside the arithmetic.  :func:`train_bank` uses it with AVX-512 builds of the kernel.  (Tested
+    against torch.optim.Adam followed by :func:`unit_rows_`.)"""
 
     def __init__(self, bank: "InfoMaxBank", lr: float):
         self.bank, self.lr, self.t = bank, lr, 0
+        self.kernel = infomax_kernel()
         self.rows = ProductRows(bank)
         self.exp_avg = torch.zeros_like(self.rows.master)
         self.exp_avg_sq = torch.zeros_like(self.rows.master)
+        self.small = {name: (torch.zeros_like(getattr(bank, name)), torch.zeros_like(getattr(bank, name)))
+                      for name in ("bias", "knots")}
         unit = torch.zeros(bank.weight.shape[:3], dtype=torch.uint8)
         for lo, hi in bank.unit_row_runs:
             unit[:, lo:hi] = 1
@@ -916,28 +917,36 @@ class WeightAdam:
 
     def state_dict(self) -> dict:
         return {"t": self.t, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq,
-                "low_rows": self.rows.rows if self.bank.bf16 else None}
+                "low_rows": self.rows.rows if self.bank.bf16 else None,
+                **{f"{name}_moments": moments for name, moments in self.small.items()}}
 
     def load_state_dict(self, state: dict):
         self.t = state["t"]
         self.exp_avg.copy_(state["exp_avg"])
         self.exp_avg_sq.copy_(state["exp_avg_sq"])
+        for name, (m, v) in self.small.items():
+            m.copy_(state[f"{name}_moments"][0])
+            v.copy_(state[f"{name}_moments"][1])
         if self.bank.bf16:
             self.rows.rows.copy_(state["low_rows"])
 
     @torch.no_grad()
     def step(self):
-        self.t += 1
         g, low = self.bank.weight.shape[1], (self.rows.rows if self.bank.bf16 else None)
         weight_grad = self.rows.grad if low is not None else self.bank.weight.grad
         parts = [(slice(0, g), weight_grad, self.unit)]
         if self.bank.decoder.shape[1] and self.bank.decoder.grad is not None:
             parts.append((slice(g, None), self.bank.decoder.grad, None))
+        self.t += 1
+        adam = lambda p, grad, m, v, unit, lo: self.kernel.adam_rows(p, grad, m, v, unit, lo, self.lr, 0.9, 0.999,
+                                                                      1e-8, self.t)
         for i in range(self.rows.master.shape[0]):       # seed by seed: each seed's rows are contiguous
             for at, grad, unit in parts:
-                infomax_kernel().adam_rows(self.rows.master[i, at], grad[i], self.exp_avg[i, at], self.exp_avg_sq[i, at],
-                                           unit[i] if unit is not None else None,
-                                           low[i, at] if low is not None else None, self.lr, 0.9, 0.999, 1e-8, self.t)
+                adam(self.rows.master[i, at], grad[i], self.exp_avg[i, at], self.exp_avg_sq[i, at],
+                     unit[i] if unit is not None else None, low[i, at] if low is not None else None)
+        for name, (m, v) in self.small.items():
+            p = getattr(self.bank, name)
+            adam(p.data, p.grad, m, v, None, None)
 
 
 class OneLayer(torch.nn.Module):
