@@ -1,9 +1,10 @@
 """InfoMax trainer benchmark (issues 4 and 5): the batched bank ÷ training one model at a time.
 
-    python benchmarks/infomax_benchmarks.py [--ks 16 32 64] [--seeds 3] [--n 2048] [--epochs 2]
+    python benchmarks/infomax_benchmarks.py [--ks 16 32 64] [--seeds 3] [--n N] [--epochs 2]
 
 The models: the chapter's settings for one K (every activation x objective x lambda x constraint,
-80 of them, 72 trained) x 3 seeds, on the same data (2,048 Gaussian 784-d inputs, batch 128).  Three trainers of the same models:
+80 of them, 72 trained) x 3 seeds, on the same data (4,000 Gaussian 784-d inputs, the chapter's default
+training-set size; batch 128).  Three trainers of the same models:
 
 * the bank (``train_bank``): all models of one K at once;
 * the conventional loop (``train_one_model``): nn.Linear + torch.optim.Adam, one model after the
@@ -92,11 +93,16 @@ def ceiling_ratio(precision: str, plain_model_epochs_per_s: float, steps_per_epo
     return lone_step / (per_seed / trained)
 
 
-def infomax_rows(ks=(16, 32, 64), seeds=3, n=2048, epochs=2, precisions=("float32", "bfloat16")) -> list[dict]:
+def infomax_rows(ks=(16, 32, 64), seeds=3, n=4000, epochs=2, precisions=("float32", "bfloat16")) -> list[dict]:
     """Per (precision, K): one round per seed, each timing the whole bank, then that seed's models in
     the conventional loop, then in the bank's code one at a time; the ratios are medians of the rounds'
     ratios (on these small VMs a loop's speed moves by a third between runs of one script, and a
-    round's three timings, taken back to back, share most of it)."""
+    round's three timings, taken back to back, share most of it).
+
+    ``n``: the chapter's default training-set size, 62 steps a call with 2 epochs.  Each call of a
+    trainer includes its setup and teardown (a bank's took 25-30 ms at K = 16 on a 2-core Intel Xeon,
+    mostly first touches of its weights' and Adam state's pages): 8-10 % of a 32-step call (n = 2,048,
+    as this benchmark was before), 4-5 % of this one, 1 % of the chapter's default run (310 steps)."""
     x = torch.randn(n, 784, generator=torch.Generator().manual_seed(0))
     settings = benchmark_settings()
     trained = [s for s in settings if s.objective != "random"]   # the loops skip the untrained baseline
@@ -233,15 +239,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ks", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--n", type=int, default=2048)
+    ap.add_argument("--n", type=int, default=None, help="training inputs (default: each benchmark's own)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--design", action="store_true", help="also estimate the design's full setting's time "
                                                           "(on the GPU too, when one is visible)")
     ap.add_argument("--design-only", action="store_true", help="only that estimate")
     args = ap.parse_args()
     print(f"InfoMax bank path: {kernels.infomax_backend()}, float32 products: {kernels.products_backend()}")
-    rows = [] if args.design_only else (infomax_rows(args.ks, args.seeds, args.n, args.epochs)
-                                        + depth_rows(args.seeds, n=args.n, epochs=args.epochs))
+    n = {"n": args.n} if args.n else {}
+    rows = [] if args.design_only else (infomax_rows(args.ks, args.seeds, epochs=args.epochs, **n)
+                                        + depth_rows(args.seeds, epochs=args.epochs, **n))
     if args.design or args.design_only:
         rows += design_time_estimate()
     for r in rows:
