@@ -825,9 +825,9 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
     # vectorised (:class:`BankAdam`; its other builds are plain loops, slower than torch's), else
     # torch's fused Adam.
     compiled_step = bank.compiled_step(x)      # (no autograd: InfoMaxBank.loss_and_grad_)
-    compiled = compiled_step and infomax_backend() == "cpp-avx512"
-    bank_opt = BankAdam(bank, lr) if compiled else None
+    bank_opt = BankAdam(bank, lr) if compiled_step and infomax_backend() == "cpp-avx512" else None
     opt = torch.optim.Adam(bank.parameters(), lr=lr, fused=True) if bank_opt is None else None
+    optimizer = bank_opt or opt      # (the one whose state a checkpoint keeps)
     on_cpu = x.device.type == "cpu"
     norms = [bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy()]
     hist = []
@@ -841,7 +841,7 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
                              f"{state['config'].get('format', 1)}, now {CHECKPOINT_FORMAT}); remove it or choose another "
                              f"checkpoint path")
         bank.load_state_dict(state["bank"])
-        (opt or bank_opt).load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["optimizer"])
         hist, norms, steps, seconds = state["losses"], state["weight_norms"], state["steps"], state["seconds"]
     t0 = time.perf_counter()
     epoch_iter = range(len(hist), epochs)
@@ -877,7 +877,7 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
             hist.append((total / count).cpu().numpy())
             norms.append(bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy())
             if checkpoint is not None:
-                save_torch_atomic({"config": config, "bank": bank.state_dict(), "optimizer": (opt or bank_opt).state_dict(),
+                save_torch_atomic({"config": config, "bank": bank.state_dict(), "optimizer": optimizer.state_dict(),
                                    "losses": hist, "weight_norms": norms, "steps": steps,
                                    "seconds": seconds + time.perf_counter() - t0}, checkpoint)
     return BankRun(bank, np.array(hist), np.array(norms), seconds + time.perf_counter() - t0, steps)
