@@ -30,6 +30,13 @@ bool g_ymm_backward = false;
 // side by side with 4 copies: in memory order with one copy about 12 % faster, side by side with one
 // copy 4 %, in memory order with 4 copies no faster.  (With the zmm lanes neither order is faster.)
 // The two give different bits (other sums of copies), so this is fixed per machine, like the build.
+// What bounds the in-order pass there is its instruction count, not the waits of one bin's updates on
+// one another: planes whose 16 elements fall in 16 distinct segments ran 11 % faster than the
+// benchmark's N(0, 4) inputs, planes all in one segment 11 % slower (Intel Xeon VM, 9 rounds).  Tried
+// there and dropped (in-process A/Bs against a same-source build): non-temporal stores of out and gx (no
+// gain); the offsets and (g, g u) pairs of hist_add8y through a stack buffer, kept in memory by an
+// empty asm (GCC otherwise turns the off[] round trip into lane extracts): offsets 11 % slower, pairs
+// no gain; the AVX2 loop (gathers, no table per plane) for these planes: no gain.
 bool g_small_planes_in_order = false;
 
 template <typename acc_t>
