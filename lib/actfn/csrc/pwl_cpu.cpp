@@ -34,9 +34,9 @@ bool g_ymm_backward = false;
 // one another: planes whose 16 elements fall in 16 distinct segments ran 11 % faster than the
 // benchmark's N(0, 4) inputs, planes all in one segment 11 % slower (Intel Xeon VM, 9 rounds).  Tried
 // there and dropped (in-process A/Bs against a same-source build): non-temporal stores of out and gx (no
-// gain); the offsets and (g, g u) pairs of hist_add8y through a stack buffer, kept in memory by an
-// empty asm (GCC otherwise turns the off[] round trip into lane extracts): offsets 11 % slower, pairs
-// no gain; the AVX2 loop (gathers, no table per plane) for these planes: no gain.
+// gain); the (g, g u) pairs of hist_add8y through a stack buffer, or their high halves reloaded: no
+// gain; the blend's mask by vpmovd2m instead of vptestmd: slower; the AVX2 loop (gathers, no table per
+// plane) for these planes: no gain.  What did help: fewer shuffles for the offsets (see hist_add8y).
 bool g_small_planes_in_order = false;
 
 template <typename acc_t>
@@ -229,11 +229,20 @@ inline __m256i copy_offsets8(int64_t copy_stride, int copies, int first_lane) {
 }
 
 // hist_add16 for eight lanes (the AVX2 build's hist_add8, with scalar offsets, was measured faster there
-// on per-channel planes, and is kept).
+// on per-channel planes, and is kept).  The offsets leave the vector as four 64-bit halves, split in
+// general registers: GCC turned a stored off[8] into eight lane extracts (vpextrd, valignd), cross-lane
+// shuffles that queue on port 5 with the table permutes; this way three do.  In-process A/B of the
+// backward pass on an Intel Xeon VM, 15 rounds, twice, same bits: 6-7 % faster on 256x512x4x4 per
+// channel, 5-14 % on 128x64x16x16 per channel, 4-6 % on 256x512x4x4 shared (a same-source build:
+// 0.98-1.08).  Through memory instead (the store kept by an empty asm) it was 11 % slower.
 __attribute__((always_inline)) inline void hist_add8y(float* hist, __m256i copy_offsets, __m256i i, __m256 gg,
                                                       __m256 gu) {
-  alignas(32) uint32_t off[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(off), _mm256_add_epi32(_mm256_slli_epi32(i, 3), copy_offsets));
+  const __m256i offsets = _mm256_add_epi32(_mm256_slli_epi32(i, 3), copy_offsets);
+  const __m128i low = _mm256_castsi256_si128(offsets), high = _mm256_extracti128_si256(offsets, 1);
+  const uint64_t q0 = uint64_t(_mm_cvtsi128_si64(low)), q1 = uint64_t(_mm_extract_epi64(low, 1)),
+                 q2 = uint64_t(_mm_cvtsi128_si64(high)), q3 = uint64_t(_mm_extract_epi64(high, 1));
+  const uint32_t off[8] = {uint32_t(q0), uint32_t(q0 >> 32), uint32_t(q1), uint32_t(q1 >> 32),
+                           uint32_t(q2), uint32_t(q2 >> 32), uint32_t(q3), uint32_t(q3 >> 32)};
   const __m256 lo = _mm256_unpacklo_ps(gg, gu), hi = _mm256_unpackhi_ps(gg, gu);
   // lo = [p0 p1 | p4 p5], hi = [p2 p3 | p6 p7] where p_k = (g_k, g_k u_k)
   const __m128 q[4] = {_mm256_castps256_ps128(lo), _mm256_castps256_ps128(hi), _mm256_extractf128_ps(lo, 1),
