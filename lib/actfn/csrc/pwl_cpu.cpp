@@ -232,9 +232,10 @@ inline __m256i copy_offsets8(int64_t copy_stride, int copies, int first_lane) {
 // on per-channel planes, and is kept).  The offsets leave the vector as four 64-bit halves, split in
 // general registers: GCC turned a stored off[8] into eight lane extracts (vpextrd, valignd), cross-lane
 // shuffles that queue on port 5 with the table permutes; this way three do.  In-process A/B of the
-// backward pass on an Intel Xeon VM, 15 rounds, twice, same bits: 6-7 % faster on 256x512x4x4 per
-// channel, 5-14 % on 128x64x16x16 per channel, 4-6 % on 256x512x4x4 shared (a same-source build:
-// 0.98-1.08).  Through memory instead (the store kept by an empty asm) it was 11 % slower.
+// backward pass on an Intel Xeon VM, 4 runs of 15 rounds, same bits, time over a build of the old source
+// (two builds of one source differed by up to 8 %): 0.90-0.93 on 256x512x4x4 per channel, 0.85-0.92 on
+// 128x64x16x16 per channel, 0.91-0.97 on 256x512x4x4 shared.  Through memory instead (the store kept
+// by an empty asm) it was 11 % slower.
 __attribute__((always_inline)) inline void hist_add8y(float* hist, __m256i copy_offsets, __m256i i, __m256 gg,
                                                       __m256 gu) {
   const __m256i offsets = _mm256_add_epi32(_mm256_slli_epi32(i, 3), copy_offsets);
