@@ -117,6 +117,41 @@ def by_section(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     return out
 
 
+TABLE_FIELDS = ("machine", "pwl_path", "date", "command", "rows")
+ROW_FIELDS = ("section", "what")
+
+
+def read_table(path: Path) -> tuple[dict | None, str | None]:
+    """The table ``make bench`` wrote to ``path``, or (None, what is wrong with the file): a damaged or
+    partial file is reported by the page that shows it, never fatal to the book's build."""
+    import json
+
+    try:
+        saved = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, f"it is not readable JSON ({type(err).__name__}: {err})"
+    if not isinstance(saved, dict):
+        return None, "it holds no table"
+    missing = [f for f in TABLE_FIELDS if f not in saved]
+    if missing:
+        return None, f"it lacks the field{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+    wrong = [f for f in ("date", "command", "pwl_path") if not isinstance(saved[f], str)]
+    if wrong:
+        return None, f"its field {wrong[0]} is not text"
+    if not isinstance(saved["rows"], list) or not all(isinstance(r, dict) and all(f in r for f in ROW_FIELDS)
+                                                     for r in saved["rows"]):
+        return None, f"its rows are not rows of a table (each needs {', '.join(ROW_FIELDS)})"
+    if not isinstance(saved["machine"], dict) or not all(k in saved["machine"] for k in
+                                                         ("cpu", "cores", "torch", "torch_threads", "cpu_capability")):
+        return None, "its machine description is incomplete"
+    try:
+        table_rows(saved["rows"])
+        list(by_section(saved["rows"]))
+    except (KeyError, TypeError, ValueError) as err:
+        return None, f"a row cannot be shown ({type(err).__name__}: {err})"
+    return saved, None
+
+
 def table_rows(rows: list[dict]) -> list[dict]:
     """Rows for a markdown table: the section named once, results and goals as text."""
     out, last = [], None

@@ -7,7 +7,10 @@ For machines that have PyTorch but not the notebook stack (a rented GPU, a clust
 the same library functions as ``book/deep_networks.md`` and writes the same run summaries
 (model, dataset, mode, activation, epochs, test_acc, per-layer Swish fits, Gaussianity).  The
 output file is rewritten atomically after every run, and runs already in it are skipped, so a
-second invocation continues where a time limit (``--minutes``) stopped the first.  The book's page
+second invocation continues where a time limit (``--minutes``) stopped the first.  A run is skipped
+only when its full configuration matches one in the file; a file written with other parameters,
+another dataset or another version of the code is refused (naming the field that differs), so that
+runs of two settings never share one file under one label.  The book's page
 itself is produced only by the papermill/jupyter-book commands of the README.
 """
 from __future__ import annotations
@@ -20,10 +23,13 @@ from pathlib import Path
 import torch
 import yaml
 
+from dataclasses import asdict
+
+from actfn import checkpoints
 from actfn import data as D
 from actfn import kernels
 from actfn.deep import DeepConfig, resolve_device, run_experiments
-from actfn.results import repo_root, write_json_atomic
+from actfn.results import plain, repo_root, write_json_atomic
 
 
 def configs_from(params: dict, dataset: str, pwl_first: bool) -> list[DeepConfig]:
@@ -37,6 +43,22 @@ def configs_from(params: dict, dataset: str, pwl_first: bool) -> list[DeepConfig
     if pwl_first:
         return pwl + base
     return [c for m in models for c in pwl + base if c.model == m]
+
+
+def existing(out: Path, made_by: dict) -> dict:
+    """The runs already in ``out`` if it was written with the same parameters, dataset and code; else stop."""
+    if not out.is_file():
+        return {"runs": []}
+    try:
+        done = json.loads(out.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SystemExit(f"--out {out} is not valid JSON ({err}); delete it or choose another --out")
+    found = (checkpoints.difference(done.get("made_by"), made_by, "made_by", "the file") if isinstance(done, dict)
+             else "not a results file")
+    if found or not isinstance(done.get("runs"), list):
+        raise SystemExit(f"--out {out} holds runs made with other parameters, data or code ({found}); its runs are "
+                         f"not mixed with these: choose another --out, or delete it to start again")
+    return done
 
 
 def main():
@@ -65,21 +87,22 @@ def main():
     test = D.load_dataset(args.dataset, args.data_root, train=False, download=args.download)
 
     out = Path(args.out)
-    done = json.loads(out.read_text()) if out.is_file() else {"runs": []}
-    key = lambda r: (r["model"], r["activation"], r["mode"])
-    have = {key(r) for r in done["runs"]}
-    done.update(device=str(device), gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-                torch=torch.__version__, pwl_path_cpu=kernels.backend(), params=args.params)
+    made_by = plain({"params": params, "dataset": args.dataset, "code": checkpoints.code_version(),
+                     "data": checkpoints.fingerprint(train.images, train.labels, test.images, test.labels)})
+    done = existing(out, made_by)
+    have = [r["config"] for r in done["runs"]]
+    done.update(made_by=made_by, device=str(device), torch=torch.__version__, pwl_path_cpu=kernels.backend(),
+                gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None, params_file=args.params)
     start = time.perf_counter()
     for cfg in configs:
-        if (cfg.model, cfg.activation, cfg.mode) in have:
+        if plain(asdict(cfg)) in have:
             continue
         if args.minutes is not None and time.perf_counter() - start > 60 * args.minutes:
             print(f"time limit: stopping before {cfg.model} {cfg.activation} {cfg.mode}")
             break
         summary = run_experiments([cfg], train, test, args.checkpoint_dir, resume=True, show_progress=False,
                                   device=device)[0]["summary"]
-        done["runs"].append(summary)
+        done["runs"].append({**summary, "config": plain(asdict(cfg))})
         write_json_atomic(out, done)
         print(f"{cfg.model:9s} {cfg.activation:5s} {cfg.mode:17s} test acc {summary['test_acc']:.4f} "
               f"({summary['seconds']:.0f} s)  beta by layer: "

@@ -1,4 +1,5 @@
 """The benchmark command's correctness (not its clock): rows, goals and the table it writes."""
+import json
 import sys
 from pathlib import Path
 
@@ -129,3 +130,20 @@ data = load(dataset)
 RuntimeError:
 There was an error in building your book. Look above for the cause.
 """
+
+
+def test_a_damaged_or_partial_table_is_reported_not_raised(tmp_path):
+    good = {"machine": bench.machine(), "pwl_path": "cpp-avx2", "date": "2026-12-05T00:00:00", "command": "make bench",
+            "rows": [{"section": "activation", "what": "PWL / SiLU", "ratio": 1.2, "goal": 1.5, "goal_kind": "max"}]}
+    path = tmp_path / "benchmarks.json"
+    path.write_text(json.dumps(good))
+    saved, problem = bench.read_table(path)
+    assert problem is None and saved["rows"][0]["what"] == "PWL / SiLU"
+    path.write_text(json.dumps(good)[:-40])
+    assert bench.read_table(path)[1].startswith("it is not readable JSON")
+    path.write_text(json.dumps({k: v for k, v in good.items() if k != "date"}))
+    assert bench.read_table(path) == (None, "it lacks the field date")
+    path.write_text(json.dumps({**good, "rows": [{"what": "x"}]}))
+    assert "rows are not rows" in bench.read_table(path)[1]
+    path.write_text(json.dumps({**good, "machine": {"cpu": "x"}}))
+    assert "machine description" in bench.read_table(path)[1]

@@ -548,7 +548,7 @@ def test_interrupted_bank_resumes_exactly(tmp_path, monkeypatch, precision):
     with pytest.raises(KeyboardInterrupt):
         im.train_bank(*args, checkpoint=ckpt, **kw)
     monkeypatch.setattr(im, "seed_batches", real_batches)
-    assert len(torch.load(ckpt, weights_only=False)["losses"]) == 1      # the first epoch's checkpoint
+    assert len(torch.load(ckpt, weights_only=True)["state"]["losses"]) == 1      # the first epoch's checkpoint
     resumed = im.train_bank(*args, checkpoint=ckpt, **kw)
     for name in ("weight", "bias", "decoder", "knots"):
         assert torch.equal(getattr(resumed.bank, name), getattr(whole.bank, name)), name
@@ -563,14 +563,14 @@ def test_interrupted_bank_resumes_exactly(tmp_path, monkeypatch, precision):
     again = im.train_bank(*args, checkpoint=ckpt, **kw)
     assert torch.equal(again.bank.weight, whole.bank.weight) and again.steps == whole.steps
     monkeypatch.setattr(im, "seed_batches", real_batches)
-    # another run's checkpoint is refused by name
-    with pytest.raises(ValueError, match="checkpoint"):
+    # another run's checkpoint is refused by name, with the field that differs
+    with pytest.raises(ValueError, match=f"checkpoint {ckpt} was written by another run \\(data: "):
         im.train_bank(settings, [1, 4], 5, x + 1, 3, checkpoint=ckpt, **kw)
-    # and so is one written in an older format (before the biases' and knots' Adam state moved to BankAdam)
-    state = torch.load(ckpt, weights_only=False)
-    del state["config"]["format"]
-    torch.save(state, ckpt)
-    with pytest.raises(ValueError, match="older version of this code \\(format 1, now 3\\)"):
+    # and so is one written in an older format
+    saved = torch.load(ckpt, weights_only=True)
+    saved["key"]["format"] = 3
+    torch.save(saved, ckpt)
+    with pytest.raises(ValueError, match=f"format: 3 in the checkpoint, {im.CHECKPOINT_FORMAT} now"):
         im.train_bank(*args, checkpoint=ckpt, **kw)
 
 
@@ -581,9 +581,9 @@ def test_study_checkpoints_are_removed_unless_resuming(tmp_path):
     first, _ = im.run_study(*args, batch_size=32, show_progress=False, checkpoint_dir=tmp_path)
     files = list(tmp_path.glob("infomax_K3_*.pt"))
     assert len(files) == 1
-    state = torch.load(files[0], weights_only=False)
-    state["bank"]["weight"] += 1.0          # a checkpoint that differs from what this run would compute
-    torch.save(state, files[0])
+    saved = torch.load(files[0], weights_only=True)
+    saved["state"]["bank"]["weight"] += 1.0          # a checkpoint that differs from what this run would compute
+    torch.save(saved, files[0])
     resumed, _ = im.run_study(*args, batch_size=32, show_progress=False, checkpoint_dir=tmp_path, resume=True)
     assert resumed[0]["weight_norm"] != pytest.approx(first[0]["weight_norm"])     # read, not retrained
     fresh, _ = im.run_study(*args, batch_size=32, show_progress=False, checkpoint_dir=tmp_path)

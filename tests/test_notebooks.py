@@ -39,6 +39,12 @@ def test_smoke_run(chapter, tmp_path):
     if chapter == "infomax":
         params["resume"] = True       # the full setting's way: every bank checkpointed
     _execute(chapter, tmp_path, **params)
+    if chapter in WRITES_RESULTS:     # every results file says what made it
+        from actfn.checkpoints import code_version
+
+        made_by = json.loads((tmp_path / "results" / f"{chapter}.json").read_text())["made_by"]
+        assert made_by["code"] == code_version() and made_by["chapter"] == chapter
+        assert all(made_by["parameters"][k] == v for k, v in params.items() if not isinstance(v, float))
     if chapter == "unit_experiments":
         data = json.loads((tmp_path / "results" / "unit_experiments.json").read_text())
         assert {(f["classes"], f["mode"]) for f in data["fits"]} == {(2, "analytic"), (2, "sample"),
@@ -69,14 +75,16 @@ def test_smoke_run(chapter, tmp_path):
 
 @pytest.mark.parametrize("chapter,params,name", [
     ("unit_experiments", {"classes": [1, 20], "steps": 2}, "classes"),
-    ("unit_experiments", {"sigmas": [0.0], "steps": 2}, "sigma"),
-    ("unit_experiments", {"modes": ["exact"], "steps": 2}, "mode"),
+    ("unit_experiments", {"sigmas": [0.0], "steps": 2}, "sigmas"),
+    ("unit_experiments", {"modes": ["exact"], "steps": 2}, "modes"),
     ("unit_experiments", {"init": "gelu", "steps": 2}, "init"),
     ("unit_experiments", {"num_knots": 1, "steps": 2}, "num_knots"),
-    ("unit_experiments", {"mean_ranges": [-1.0], "steps": 2}, "mean_range"),
+    ("unit_experiments", {"mean_ranges": [-1.0], "steps": 2}, "mean_ranges"),
     ("unit_experiments", {"seed_repeats": -1, "steps": 2}, "seed_repeats"),
     ("intro", {"classes": 1}, "classes"),
     ("theory", {"sigma": -1.0}, "sigma"),
+    ("theory", {"mc_samples": 0}, "mc_samples"),
+    ("intro", {"sigma": "abc"}, "sigma"),
     ("deep_networks", {"model": "vgg19", "dataset": "fashion_mnist"}, "model"),
     ("deep_networks", {"mode": "hebbian", "dataset": "fashion_mnist"}, "mode"),
     ("deep_networks", {"dataset": "imagenet"}, "dataset"),
@@ -89,6 +97,10 @@ def test_smoke_run(chapter, tmp_path):
     ("infomax", {"dataset": "imagenet"}, "dataset"),
     ("infomax", {"matmul_precision": "float16", "dataset": "mnist_subset"}, "matmul_precision"),
     ("infomax", {"device": "tpu", "dataset": "mnist_subset"}, "device"),
+    ("infomax", {"Ks": 4, "dataset": "mnist_subset"}, "Ks"),
+    ("infomax", {"synthetic_K": 1, "dataset": "mnist_subset"}, "synthetic_K"),
+    ("infomax", {"lr": -1, "dataset": "mnist_subset"}, "lr"),
+    ("deep_networks", {"batch_size": 1, "dataset": "fashion_mnist"}, "batch_size"),
     ("benchmarks", {"live": ["warp"]}, "live"),
 ])
 def test_bad_parameter_stops_with_its_name(chapter, params, name, tmp_path):
@@ -96,7 +108,7 @@ def test_bad_parameter_stops_with_its_name(chapter, params, name, tmp_path):
         params["results_dir"] = str(tmp_path / "results")
     with pytest.raises(pm.PapermillExecutionError) as err:
         _execute(chapter, tmp_path, **params)
-    assert f"'{name}'" in str(err.value)
+    assert f"parameter '{name}' must be" in str(err.value)
     assert not (tmp_path / "results" / "unit_experiments.json").exists()
 
 

@@ -26,17 +26,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import require
+from .checks import require, require_learning_rate
 from .correlation import correlation_objective
-from .data import DATASETS, ImageData, batches
+from .data import CLASSES, DATASETS, ImageData, batches, check_labels
 from .fitting import fit_swish
+from .kernels import warm_up
 from .memory import recycled_memory
 from .models import ACTIVATIONS, MODELS, activation_layers, build_model
 from .pwl import PiecewiseLinearActivation, piecewise_linear
-from .results import save_torch_atomic
+from . import checkpoints
 from .unit import snapshot_steps
 
 DEEP_MODES = ("backprop", "local_correlation")
+CHECKPOINT_FORMAT = 2    # 2: tensors and plain values only (weights_only), keyed by data and code
 
 
 @dataclass
@@ -68,9 +70,10 @@ class DeepConfig:
         for name in ("epochs", "batch_size", "snapshots"):
             v = getattr(self, name)
             require(isinstance(v, (int, np.integer)) and v >= 1, name, v, "must be an integer >= 1")
-        for name in ("lr", "act_lr", "width"):
-            v = getattr(self, name)
-            require(isinstance(v, (int, float)) and math.isfinite(v) and v > 0, name, v, "must be a number > 0")
+        for name in ("lr", "act_lr"):
+            require_learning_rate(name, getattr(self, name))
+        require(isinstance(self.width, (int, float)) and math.isfinite(self.width) and self.width > 0, "width",
+                self.width, "must be a number > 0")
         for name in ("train_size", "test_size"):
             v = getattr(self, name)
             require(v is None or (isinstance(v, (int, np.integer)) and v >= 2), name, v, "must be None or an integer >= 2")
@@ -170,10 +173,13 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
     ``device``.  Checkpoints can be resumed on another device.
     """
     device = resolve_device(device)
+    warm_up()      # a cold kernel cache builds here, not inside the first epoch's time
     torch.manual_seed(cfg.seed)
     train, val = split_train_val(train_data, cfg)
     test = test_data.subset(cfg.test_size, seed=cfg.seed)
-    classes = int(train_data.labels.max().item()) + 1
+    classes = len(CLASSES[train_data.name])      # (as the dataset declares: labels are checked against it)
+    for part, data in (("training", train_data), ("test", test_data)):
+        check_labels(data.labels, classes, f"the {part} set of {train_data.name}")
     model = build_model(cfg.model, train.channels, classes, cfg.activation, cfg.per_channel, cfg.width).to(device)
     acts = pwl_layers(model)
     act_params = [p for layer in acts for p in layer.parameters()]
@@ -191,21 +197,37 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
     start_epoch = 0
 
     ckpt = Path(checkpoint) if checkpoint else None
-    if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False, map_location=device)
-        if state["config"] != asdict(cfg):
-            raise ValueError(f"checkpoint {ckpt} was written by a different configuration; remove it or "
-                             f"choose another checkpoint path")
-        model.load_state_dict(state["model"])
-        for k, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][k])
-        run.history, run.snapshots, run.seconds = state["history"], state["snapshots"], state["seconds"]
-        start_epoch = state["epoch"]
-    elif acts:
-        run.snapshots[0] = [layer.values.detach().cpu().numpy().copy() for layer in acts]
+    key = checkpoint_key(cfg, train_data, test_data) if ckpt is not None else None
+    with checkpoints.claimed(ckpt):
+        if ckpt is not None and ckpt.is_file():
+            state = checkpoints.load(ckpt, key, map_location=device)
+            model.load_state_dict(state["model"])
+            for k, opt in optimizers.items():
+                opt.load_state_dict(state["optimizers"][k])
+            run.history, run.snapshots, run.seconds = state["history"], state["snapshots"], state["seconds"]
+            start_epoch = state["epoch"]
+        elif acts:
+            run.snapshots[0] = [layer.values.detach().cpu().numpy().copy() for layer in acts]
+        _train_epochs(cfg, model, acts, act_params, optimizers, train, val, run, classes, steps_per_epoch, snaps,
+                      start_epoch, cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs), ckpt, key,
+                      log, show_progress, device)
+    if len(run.history) == cfg.epochs:
+        run.test_loss, run.test_acc = evaluate(model, test, device=device)
+    return run, model
 
+
+def checkpoint_key(cfg: DeepConfig, train_data: ImageData, test_data: ImageData) -> dict:
+    """What a deep-network checkpoint must match to be resumed: format, configuration, data and code."""
+    return {"format": CHECKPOINT_FORMAT, "config": asdict(cfg),
+            "data": checkpoints.fingerprint(*(getattr(d, f) for d in (train_data, test_data)
+                                              for f in ("images", "labels", "mean", "std"))),
+            "code": checkpoints.code_version()}
+
+
+def _train_epochs(cfg, model, acts, act_params, optimizers, train, val, run, classes, steps_per_epoch, snaps,
+                  start_epoch, last_epoch, ckpt, key, log, show_progress, device):
+    """Epochs ``start_epoch`` to ``last_epoch`` of :func:`train_deep`, a checkpoint after each."""
     capture = _Capture(acts) if cfg.mode == "local_correlation" else None
-    last_epoch = cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs)
     model.train()
     # see actfn.memory: each step reuses the last step's pages (a ResNet step about 10 % faster here)
     with recycled_memory():
@@ -261,17 +283,13 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
                 if log is not None:
                     log(record)
                 if ckpt is not None:
-                    ckpt.parent.mkdir(parents=True, exist_ok=True)
-                    save_torch_atomic({"config": asdict(cfg), "epoch": epoch + 1, "model": model.state_dict(),
-                                       "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                                       "history": run.history, "snapshots": run.snapshots, "seconds": run.seconds},
-                                      ckpt)
+                    checkpoints.save(ckpt, key, {
+                        "epoch": epoch + 1, "model": model.state_dict(),
+                        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                        "history": run.history, "snapshots": run.snapshots, "seconds": run.seconds})
         finally:
             if capture is not None:
                 capture.remove()
-    if len(run.history) == cfg.epochs:
-        run.test_loss, run.test_acc = evaluate(model, test, device=device)
-    return run, model
 
 
 def layer_fits(model) -> list[dict]:

@@ -25,11 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import require
-from .kernels import flushed_denormals, infomax_backend, infomax_kernel, onednn_matmul
+from .checks import require, require_learning_rate
+from .kernels import flushed_denormals, infomax_backend, infomax_kernel, onednn_matmul, warm_up
 from .memory import recycled_memory
 from .pwl import PiecewiseLinearActivation, piecewise_linear
-from .results import save_torch_atomic
+from . import checkpoints
 
 ACTIVATIONS = ("identity", "relu", "softmax", "tanh", "leaky_relu", "softplus", "swish", "pwl")
 OBJECTIVES = ("infomax", "variance_only", "reconstruction", "random")
@@ -40,7 +40,8 @@ MATMUL_PRECISIONS = ("float32", "bfloat16")
 EPS = 1e-6           # the eps of log(Var + eps)
 PWL_KNOTS = 33
 PWL_RANGE = (-3.0, 3.0)
-CHECKPOINT_FORMAT = 3   # 2: the decoders' Adam state with the weights'; 3: the biases' and knots' too (BankAdam)
+CHECKPOINT_FORMAT = 4   # 2: the decoders' Adam state with the weights'; 3: the biases' and knots' too (BankAdam);
+                        # 4: tensors and plain values only (weights_only), keyed by the code too
 
 
 def check_matmul_precision(value: str) -> bool:
@@ -768,12 +769,14 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
     models on the same batches.
     """
     require(isinstance(epochs, int) and epochs >= 1, "epochs", epochs, "must be an integer >= 1")
+    require_learning_rate("lr", lr)
     require(x.dim() == 2 or (x.dim() == 4 and tuple(x.shape[:2]) == (len(seeds), len(settings))), "x",
             tuple(x.shape), f"must be (N, D), or (S, G, N, D) = ({len(seeds)}, {len(settings)}, N, D): per-model inputs")
     require(x.dim() == 2 or all(s.objective != "reconstruction" for s in settings), "settings", settings,
             "must not hold reconstruction models when the inputs are per model")
     require(isinstance(batch_size, int) and 2 <= batch_size <= x.shape[-2], "batch_size", batch_size,
             f"must be an integer in [2, {x.shape[-2]}] (the training set size)")
+    warm_up(infomax=True)      # a cold kernel cache builds here, not inside the timed training
     torch.manual_seed(0)
     bank = InfoMaxBank(settings, seeds, k, x.shape[-1], matmul_precision)
     # the random baseline never moves (its gradient is zero): only the other models are trained, as
@@ -789,7 +792,8 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
         x_trained = x[:, trained_index] if x.dim() == 4 and len(trained_index) < len(settings) else x
         config = {"settings": [asdict(s) for s in settings], "seeds": list(seeds), "K": k, "epochs": epochs,
                   "batch_size": batch_size, "lr": lr, "matmul_precision": matmul_precision,
-                  "data": data_fingerprint(x), "format": CHECKPOINT_FORMAT} if checkpoint else None
+                  "data": checkpoints.fingerprint(x), "format": CHECKPOINT_FORMAT,
+                  "code": checkpoints.code_version()} if checkpoint else None
         device = torch.device(device) if device is not None else x.device
         trained = InfoMaxBank([settings[j] for j in trained_index], seeds, k, x.shape[-1], matmul_precision).to(device)
         run = _train(trained, x_trained.to(device), epochs, batch_size, lr, show_progress,
@@ -807,19 +811,9 @@ def train_bank(settings: list[Setting], seeds: list[int], k: int, x: torch.Tenso
     return BankRun(bank, hist, np.array(norms), seconds, steps, initial)
 
 
-def data_fingerprint(x: torch.Tensor) -> str:
-    """A digest of a tensor's shape and values: a checkpoint is resumed only on the data it was trained on."""
-    import hashlib
-
-    digest = hashlib.sha256(str(tuple(x.shape)).encode())
-    digest.update(x.detach().contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr: float, show_progress: bool,
            desc: str, checkpoint: Path | None = None, config: dict | None = None) -> BankRun:
     """Train every model of ``bank`` on ``x`` with Adam: the loop of :func:`train_bank`."""
-    seeds = bank.seeds
     bank.project_()
     # Adam is elementwise: each model keeps its own state.  The compiled optimizer where it is
     # vectorised (:class:`BankAdam`; its other builds are plain loops, slower than torch's), else
@@ -827,19 +821,23 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
     compiled_step = bank.compiled_step(x)      # (no autograd: InfoMaxBank.loss_and_grad_)
     bank_opt = BankAdam(bank, lr) if compiled_step and infomax_backend() == "cpp-avx512" else None
     opt = torch.optim.Adam(bank.parameters(), lr=lr, fused=True) if bank_opt is None else None
+    norms = [bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy()]
+    with checkpoints.claimed(checkpoint):
+        return _train_epochs(bank, x, epochs, batch_size, desc, show_progress, checkpoint, config, compiled_step,
+                             bank_opt, opt, norms)
+
+
+def _train_epochs(bank, x, epochs, batch_size, desc, show_progress, checkpoint, config, compiled_step, bank_opt,
+                  opt, norms) -> BankRun:
+    """The epochs of :func:`_train`, resumed from ``checkpoint`` (keyed by ``config``) if it exists."""
+    seeds = bank.seeds
     optimizer = bank_opt or opt      # (the one whose state a checkpoint keeps)
     on_cpu = x.device.type == "cpu"
-    norms = [bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy()]
     hist = []
     steps = 0
     seconds = 0.0
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False, map_location=bank.weight.device)
-        if state["config"] != config:
-            raise ValueError(f"checkpoint {checkpoint} was written by other settings, seeds, data or "
-                             f"hyperparameters, or by an older version of this code (format "
-                             f"{state['config'].get('format', 1)}, now {CHECKPOINT_FORMAT}); remove it or choose another "
-                             f"checkpoint path")
+        state = checkpoints.load(checkpoint, config, map_location=bank.weight.device)
         bank.load_state_dict(state["bank"])
         optimizer.load_state_dict(state["optimizer"])
         hist, norms, steps, seconds = state["losses"], state["weight_norms"], state["steps"], state["seconds"]
@@ -877,9 +875,9 @@ def _train(bank: InfoMaxBank, x: torch.Tensor, epochs: int, batch_size: int, lr:
             hist.append((total / count).cpu().numpy())
             norms.append(bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy())
             if checkpoint is not None:
-                save_torch_atomic({"config": config, "bank": bank.state_dict(), "optimizer": optimizer.state_dict(),
-                                   "losses": hist, "weight_norms": norms, "steps": steps,
-                                   "seconds": seconds + time.perf_counter() - t0}, checkpoint)
+                checkpoints.save(checkpoint, config, {
+                    "bank": bank.state_dict(), "optimizer": optimizer.state_dict(), "losses": hist,
+                    "weight_norms": norms, "steps": steps, "seconds": seconds + time.perf_counter() - t0})
     return BankRun(bank, np.array(hist), np.array(norms), seconds + time.perf_counter() - t0, steps)
 
 

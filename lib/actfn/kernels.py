@@ -5,7 +5,10 @@ bank's per-model work between its matrix products (``csrc/infomax_cpu.cpp``, :fu
 and a float32 matrix product into a given output by oneDNN (``csrc/onednn_matmul.cpp``,
 :func:`onednn_matmul`), the InfoMax bank's products.
 Each is compiled on first use with :func:`torch.utils.cpp_extension.load` (g++ and ninja; about 25 s
-once, then cached in ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``).
+once, then cached in ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), in a folder
+named by a digest of its source, its flags, the compiler's version, and the versions of torch and
+Python (:func:`build_folder`), and loaded only from there: two checkouts with different sources
+never rebuild or load each other's kernels, and a build made for other sources is never picked up.
 ``ACTFN_PWL_BACKEND`` chooses the path for both:
 
 * ``auto`` (default): the compiled kernel on CPU tensors; if it cannot be built, a warning says
@@ -77,8 +80,31 @@ def ninja_path() -> str:
     return path
 
 
+def _compiler_version(command: list[str]) -> str:
+    try:
+        done = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as err:
+        return f"unavailable ({type(err).__name__})"
+    return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr).strip() else "?"
+
+
+def build_folder(name: str, sources: list[Path], flags: list[str], compiler: list[str]) -> Path:
+    """The cache folder of one build: ``NAME_DIGEST`` under :func:`extensions_dir`, the digest covering the
+    sources, the flags, the compiler's version and torch's and Python's versions."""
+    h = hashlib.sha256()
+    for src in sources:
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    h.update(repr((flags, _compiler_version(compiler), torch.__version__, torch.version.git_version,
+                   sys.version)).encode())
+    return extensions_dir() / f"{name}_{h.hexdigest()[:16]}"
+
+
 def _build(name: str = "actfn_pwl_cpu", source: Path = SOURCE, widest: bool = False):
     variant, flags = _simd_flags(widest)
+    cflags = ["-O3", "-fno-math-errno", "-fopenmp", *flags]
+    folder = build_folder(f"{name}_{variant}", [source], cflags, [os.environ.get("CXX", "c++")])
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     logger = logging.getLogger("torch.utils.cpp_extension")
     level = logger.level
     logger.setLevel(logging.ERROR)  # "No CUDA runtime is found" (said on import): irrelevant on the CPU
@@ -88,8 +114,8 @@ def _build(name: str = "actfn_pwl_cpu", source: Path = SOURCE, widest: bool = Fa
         from torch.utils import cpp_extension
 
         module = cpp_extension.load(
-            name=f"{name}_{variant}", sources=[str(source)],
-            extra_cflags=["-O3", "-fno-math-errno", "-fopenmp", *flags], extra_ldflags=["-fopenmp"], verbose=False)
+            name=f"{name}_{variant}", sources=[str(source)], build_directory=str(folder),
+            extra_cflags=cflags, extra_ldflags=["-fopenmp"], verbose=False)
     finally:
         logger.setLevel(level)
         if path is None:
@@ -170,11 +196,10 @@ def build_cuda_library(arch: str, nvcc: str | None = None) -> Path:
     nvcc = nvcc or find_nvcc()
     if nvcc is None:
         raise FileNotFoundError("nvcc (the CUDA compiler) was not found: set CUDA_HOME or put nvcc on PATH")
-    digest = hashlib.sha256(CUDA_SOURCE.read_bytes()).hexdigest()[:12]
-    folder = extensions_dir() / f"actfn_pwl_cuda_sm{arch}_{digest}"
+    folder = build_folder(f"actfn_pwl_cuda_sm{arch}", [CUDA_SOURCE], [arch], [nvcc])
     library = folder / "actfn_pwl_cuda.so"
     if not library.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = folder / f"build-{os.getpid()}.so"
         cmd = [nvcc, "-O3", "-shared", "-Xcompiler", "-fPIC", "-gencode", f"arch=compute_{arch},code=[sm_{arch},compute_{arch}]",
                "-o", str(tmp), str(CUDA_SOURCE)]
@@ -284,3 +309,20 @@ def infomax_backend() -> str:
     if infomax_kernel() is None:
         return _state.get(("infomax", requested_backend()), (None, "torch (ACTFN_PWL_BACKEND=torch)"))[1]
     return _state[("infomax", requested_backend())][1]
+
+
+def warm_up(infomax: bool = False) -> None:
+    """Build (or load) the compiled CPU kernels and run the activation once forward and backward, in
+    float32 and float64, so that a timed section after it pays for neither a build (half a minute with a
+    cold cache) nor a first call.  ``infomax``: the InfoMax bank's kernel and products too."""
+    if infomax:
+        infomax_kernel()
+        onednn_matmul()
+    if cpu_kernel() is None:
+        return
+    from .pwl import piecewise_linear
+
+    for dtype in (torch.float32, torch.float64):
+        x = torch.linspace(-4, 4, 64, dtype=dtype, requires_grad=True)
+        y = torch.linspace(0, 1, 33, dtype=dtype, requires_grad=True)
+        piecewise_linear(x, y).sum().backward()
