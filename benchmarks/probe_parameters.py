@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 import tempfile
 import time
@@ -59,12 +58,10 @@ def probe(chapter: str, name: str, value, workdir: Path) -> dict:
                             progress_bar=False)
         outcome, message, cell = "silent", "", None
     except pm.PapermillExecutionError as err:
-        message, cell = f"{err.ename}: {err.evalue}", err.cell_index
+        message, cell = f"{err.ename}: {err.evalue}", err.exec_count
         named = f"'{name}'" in message
-        nb = json.loads(out.read_text())
-        first = next(i for i, c in enumerate(nb["cells"]) if "injected-parameters" in c["metadata"].get("tags", [])) + 1
-        first = next(i for i in range(first, len(nb["cells"])) if nb["cells"][i]["cell_type"] == "code")
-        outcome = ("at once" if cell == first else "late") if named else "unnamed"
+        # cells run in order: 1 the parameters, 2 papermill's injected ones, 3 the cell that checks them
+        outcome = ("at once" if cell == 3 else "late") if named else "unnamed"
     return {"chapter": chapter, "parameter": name, "value": repr(value), "outcome": outcome,
             "seconds": round(time.perf_counter() - t0, 1), "message": message[:300]}
 

@@ -66,6 +66,22 @@ def test_survivors_redundancy_leaves_out_the_dead_units():
     assert one_left["survivor_mean_abs_cosine"] is None
 
 
+def test_weight_redundancy_is_a_function_of_the_singular_values_and_blind_to_directions():
+    gen = torch.Generator().manual_seed(9)
+    w = torch.randn(8, 20, generator=gen, dtype=torch.float64) * torch.linspace(0.2, 2.0, 8, dtype=torch.float64)[:, None]
+    s = torch.linalg.svdvals(w)
+    assert im.weight_redundancy(w) == pytest.approx(float((s ** 4).sum() / (s ** 2).sum() ** 2 - 1 / 8), rel=1e-12)
+    # a rotation of the rows (W -> U W) keeps R_W and moves the directions
+    u, _ = torch.linalg.qr(torch.randn(8, 8, generator=gen, dtype=torch.float64))
+    aligned = torch.linalg.svd(w, full_matrices=False)
+    rotated = aligned.U.T @ w                     # rows along the right singular vectors: orthogonal
+    assert im.weight_redundancy(rotated) == pytest.approx(im.weight_redundancy(w), rel=1e-10)
+    assert im.weight_redundancy(u @ w) == pytest.approx(im.weight_redundancy(w), rel=1e-10)
+    assert im.mean_sq_cosine(rotated) == pytest.approx(0.0, abs=1e-20)
+    assert im.mean_sq_cosine(w) > 0.01
+    assert im.mean_sq_cosine(torch.ones(3, 4)) == pytest.approx(1.0)
+
+
 def test_total_correlation_estimate():
     gen = np.random.default_rng(3)
     rho = 0.6
@@ -79,6 +95,40 @@ def test_total_correlation_estimate():
     m = im.model_metrics(torch.eye(4), torch.zeros(4), "softmax", x)
     assert math.isfinite(m["total_correlation"]) and m["tc_units"] == 3
     assert 0.25 <= m["responsibility_concentration"] < 0.4
+
+
+@pytest.mark.parametrize("zeros", [0.5, 0.9])
+def test_total_correlation_is_near_zero_for_independent_units_with_a_point_mass(zeros):
+    """16 independent ReLU-like units (a point mass at 0): TC ~ 0, within a few times its floor.
+    Ranked in sample order, ties made them look dependent (0.40 nats at 50 % zeros, 5.2 at 90 %)."""
+    gen = np.random.default_rng(7)
+    n, k = 1000, 16
+    z = gen.standard_normal((n, k)) + norm_ppf(1 - zeros)
+    tc = im.gaussian_copula_tc(torch.tensor(np.maximum(z, 0.0)))
+    assert tc["units"] == k and tc["floor"] == pytest.approx(k * (k - 1) / (4 * n))
+    assert abs(tc["tc"]) < 2 * tc["floor"], tc
+
+
+def norm_ppf(p):
+    from scipy.stats import norm
+
+    return float(norm.ppf(p))
+
+
+def test_total_correlation_of_a_correlated_gaussian_and_of_a_deterministic_dependence():
+    gen = np.random.default_rng(8)
+    r = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, -0.3], [0.2, -0.3, 1.0]])
+    z = gen.multivariate_normal(np.zeros(3), r, size=50_000)
+    truth = -0.5 * np.linalg.slogdet(r)[1]
+    assert im.gaussian_copula_tc(torch.tensor(z))["tc"] == pytest.approx(truth, abs=0.01)
+    # one unit a (monotone, tie-making) function of another: far above any floor
+    x = gen.standard_normal((2000, 2))
+    dependent = np.column_stack([x[:, 0], np.maximum(x[:, 0], 0.0), x[:, 1]])
+    assert im.gaussian_copula_tc(torch.tensor(dependent))["tc"] > 0.5
+    # and units that share their zeros (gated together) are dependent, not independent
+    gate = gen.random(2000) < 0.5
+    shared = np.column_stack([np.where(gate, 0.0, gen.random(2000)), np.where(gate, 0.0, gen.random(2000))])
+    assert im.gaussian_copula_tc(torch.tensor(shared))["tc"] > 0.2
 
 
 def test_batched_bank_equals_training_each_model_alone():

@@ -74,8 +74,8 @@ def list_of(rule: Rule, empty: bool = False, unique: bool = True) -> Rule:
                 and (not unique or len(set(map(repr, v))) == len(v)))
 
 
-def one_or_list(rule: Rule) -> Rule:
-    listed = list_of(rule)
+def one_or_list(rule: Rule, empty: bool = False) -> Rule:
+    listed = list_of(rule, empty)
     return Rule(f"{rule.accepts}, or {listed.accepts}", lambda v: rule(v) or listed(v))
 
 
@@ -129,7 +129,7 @@ def _specs() -> dict[str, dict[str, Rule]]:
             "results_dir": WRITABLE_FOLDER, **wandb},
         "deep_networks": {
             "dataset": choice(DATASETS), "data_root": TEXT, "download": BOOLEAN, "model": one_or_list(choice(MODELS)),
-            "mode": one_or_list(choice(DEEP_MODES)), "baselines": optional(list_of(choice(("relu", "silu")), empty=True)),
+            "mode": one_or_list(choice(DEEP_MODES)), "baselines": optional(one_or_list(choice(("relu", "silu")), empty=True)),
             "epochs": integer(1), "batch_size": integer(2), "lr": LEARNING_RATE, "act_lr": LEARNING_RATE,
             "per_channel": BOOLEAN, "width": number(gt=0, le=4), "train_size": optional(integer(2)),
             "val_size": integer(1), "test_size": optional(integer(1)), "seed": integer(0), "device": device(),

@@ -64,6 +64,9 @@ def write_atomic(path: str | os.PathLike, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)          # (mkstemp's 0600 -> what open() would have made)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
