@@ -38,7 +38,11 @@ def test_smoke_run(chapter, tmp_path):
         params["checkpoint_dir"] = str(tmp_path / "checkpoints")
     if chapter == "infomax":
         params["resume"] = True       # the full setting's way: every bank checkpointed
-    _execute(chapter, tmp_path, **params)
+    page = _execute(chapter, tmp_path, **params).read_text()
+    # progress goes to the log, never to the page; no machine paths in the outputs
+    outputs = json.dumps([c.get("outputs", []) for c in json.loads(page)["cells"]])
+    assert "widget-view" not in page and "it/s]" not in outputs and "s/it]" not in outputs
+    assert str(ROOT) not in outputs and "site-packages" not in outputs
     if chapter in WRITES_RESULTS:     # every results file says what made it
         from actfn.checkpoints import code_version
 

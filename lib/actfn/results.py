@@ -119,3 +119,13 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
 def plain(obj):
     """``obj`` with numpy values as Python ones (and non-finite floats as None): JSON's types."""
     return _plain(obj)
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as a page may print it: relative to the repository when inside it, else its name only
+    (a page names no folder of the machine that built it)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(repo_root().resolve()))
+    except ValueError:
+        return f"{path.name} (in results_dir)"

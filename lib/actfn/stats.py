@@ -1,33 +1,19 @@
 """Paired comparisons across seeds: tests, multiple-comparison correction, effect sizes.
 
-Seeds pair the runs (every objective of a seed starts from the same Xavier W and sees the same
-minibatches), so a comparison is about the per-pair differences d_i.  With n pairs, an exact
-sign-flip (or Wilcoxon) test cannot give a two-sided p below 2 / 2^n — 0.25 for 3 seeds, 0.002
-for 10 — which after correcting for dozens of comparisons can never reach significance.  The
-primary test is therefore the paired t-test (its p is not floored by n), corrected by Holm's
-step-down method; the exact sign-flip p and its floor are reported beside it, and the effect size
-is the mean difference with its 95 % t-interval and Cohen's d_z = mean(d) / sd(d).
+The seed is the unit of replication: a comparison is about the per-seed differences d_i of two
+conditions that share the seed's start and batches.  :func:`seed_test` tests mean(d) = 0 with the
+exact sign-flip permutation test (scipy.stats.permutation_test, every one of the 2^n sign vectors),
+gives the mean difference with a bootstrap interval over seeds and Cohen's d_z, and the smallest p
+the test can reach with these differences: 2 / 2^m for m non-zero differences (0.25 for 3 seeds,
+0.002 for 10).  :func:`holm_family` corrects a pre-specified family by Holm's step-down method and
+calls a test *underpowered* when even its smallest p, multiplied by the family's size (Holm's first
+step), cannot fall below alpha -- such a test can say nothing, and is never read as "no
+difference".
 """
 from __future__ import annotations
 
-import itertools
-import math
-
 import numpy as np
 from scipy import stats
-
-
-def sign_flip_p(d: np.ndarray, exact_limit: int = 16, draws: int = 20000, seed: int = 0) -> float:
-    """Two-sided sign-flip permutation p of mean(d) = 0 (exact up to 2^16 flips, Monte Carlo above)."""
-    d = np.asarray(d, dtype=float)
-    n = len(d)
-    observed = abs(d.mean())
-    if n <= exact_limit:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-    else:
-        signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(draws, n))
-    means = np.abs(signs @ d / n)
-    return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
 
 
 def holm(p_values) -> np.ndarray:
@@ -43,18 +29,55 @@ def holm(p_values) -> np.ndarray:
     return adjusted
 
 
-def paired_comparison(a, b) -> dict:
-    """Compare paired samples ``a`` and ``b`` (a - b): t-test, sign-flip p and its floor, effect sizes."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    d = a - b
-    n = len(d)
-    mean, sd = float(d.mean()), float(d.std(ddof=1)) if n > 1 else float("nan")
-    if n > 1 and sd > 0:
-        t = mean / (sd / math.sqrt(n))
-        p = float(2 * stats.t.sf(abs(t), n - 1))
-        half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
-    else:  # identical differences: no spread to test against
-        t, p, half = (float("inf") if mean else 0.0), (0.0 if mean else 1.0), 0.0
-    return {"n": n, "mean_difference": mean, "ci_low": mean - half, "ci_high": mean + half,
-            "effect_size": mean / sd if sd and sd > 0 else (float("inf") if mean else 0.0),
-            "statistic": float(t), "p_value": p, "sign_flip_p": sign_flip_p(d), "sign_flip_floor": 2.0 / 2 ** n}
+def seed_test(a, b, confidence: float = 0.95, resamples: int = 9999, seed: int = 0, exact_limit: int = 16) -> dict:
+    """Per-seed values ``a`` and ``b`` of two conditions, paired by seed (a - b): the sign-flip p --
+    exact over all 2^n sign vectors up to ``exact_limit`` seeds, from 99,999 random ones above --
+    its smallest attainable value, the mean difference with a BCa bootstrap interval over seeds
+    (percentile where BCa is undefined, e.g. all differences equal), and d_z."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.ndim != 1 or len(d) < 1 or not np.all(np.isfinite(d)):
+        raise ValueError(f"seed_test needs finite paired values, got differences {d!r}")
+    n, nonzero = len(d), int(np.count_nonzero(d))
+    if nonzero == 0:
+        p = 1.0
+    else:
+        exact = n <= exact_limit
+        p = float(stats.permutation_test((d,), np.mean, permutation_type="samples",
+                                         n_resamples=np.inf if exact else 99_999, alternative="two-sided",
+                                         random_state=np.random.default_rng(seed)).pvalue)
+    low = high = float(d.mean())
+    method = "none (one seed)" if n < 2 else "BCa bootstrap over seeds"
+    if n >= 2 and np.ptp(d) > 0:
+        rng = np.random.default_rng(seed)
+        for kind in ("BCa", "percentile"):
+            ci = stats.bootstrap((d,), np.mean, confidence_level=confidence, n_resamples=resamples, method=kind,
+                                 random_state=rng).confidence_interval
+            if np.isfinite(ci.low) and np.isfinite(ci.high):
+                low, high, method = float(ci.low), float(ci.high), f"{kind} bootstrap over seeds"
+                break
+    sd = float(d.std(ddof=1)) if n > 1 else float("nan")
+    return {"n": n, "mean_difference": float(d.mean()), "statistic": float(d.mean()), "ci_low": low, "ci_high": high, "ci_method": method,
+            "effect_size": float(d.mean() / sd) if sd > 0 else (float("inf") * np.sign(d.mean()) if d.any() else 0.0),
+            "p_value": p, "p_min": min(1.0, 2.0 / 2 ** nonzero) if nonzero else 1.0,
+            "method": "exact sign-flip permutation over seeds" if n <= exact_limit
+                      else "sign-flip permutation over seeds (99,999 random sign vectors)"}
+
+
+def holm_family(tests: list[dict], alpha: float = 0.05) -> list[dict]:
+    """Holm-adjust the ``p_value`` of every test in one pre-specified family (in place, and returned),
+    and give each a ``verdict``: ``better`` / ``worse`` (significant, by its ``better_if`` direction),
+    ``underpowered`` (family size x its smallest attainable p exceeds alpha: it could not have been
+    significant), else ``no significant difference``."""
+    adjusted = holm([t["p_value"] for t in tests]) if tests else []
+    for t, p_adj in zip(tests, adjusted):
+        t["p_adjusted"] = float(p_adj)
+        t["family_size"] = len(tests)
+        t["p_attainable"] = min(1.0, len(tests) * t["p_min"])
+        good = (t["mean_difference"] > 0) == (t["better_if"] == "higher")
+        if p_adj < alpha:
+            t["verdict"] = "better" if good else "worse"
+        elif t["p_attainable"] >= alpha:
+            t["verdict"] = "underpowered"
+        else:
+            t["verdict"] = "no significant difference"
+    return tests
