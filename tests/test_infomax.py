@@ -82,6 +82,23 @@ def test_weight_redundancy_is_a_function_of_the_singular_values_and_blind_to_dir
     assert im.mean_sq_cosine(torch.ones(3, 4)) == pytest.approx(1.0)
 
 
+def test_gating_counts_closed_units_and_measures_open_set_overlap():
+    gen = torch.Generator().manual_seed(11)
+    n = 4000
+    u = torch.randn(n, 1, generator=gen)
+    # units 0 and 1 open on the same samples, 2 on the others, 3 never, 4 always
+    z = torch.cat([u, u + 0.01, -u, -torch.ones(n, 1), torch.ones(n, 1)], 1)
+    g = im.gating(z, torch.tensor([0.0, 0.0, 0.0, -1.0, 1.0]))
+    assert g["units_mostly_off"] == 1 and g["units_mostly_on"] == 1
+    assert g["bias_mean"] == pytest.approx(0.0) and g["bias_std"] == pytest.approx(np.sqrt(0.5))
+    # independent units: overlap = its independent value
+    ind = im.gating(torch.randn(n, 6, generator=gen), torch.zeros(6))
+    assert ind["open_overlap"] == pytest.approx(ind["open_overlap_independent"], abs=0.02)
+    assert ind["open_overlap_independent"] == pytest.approx(1 / 3, abs=0.02)    # p = 1/2: 1/4 / (3/4)
+    taking_turns = im.gating(torch.cat([u, -u], 1), torch.zeros(2))
+    assert taking_turns["open_overlap"] == pytest.approx(0.0) and taking_turns["open_overlap_independent"] > 0.3
+
+
 def test_total_correlation_estimate():
     gen = np.random.default_rng(3)
     rho = 0.6
@@ -641,6 +658,27 @@ def test_study_checkpoints_are_removed_unless_resuming(tmp_path):
     assert resumed[0]["weight_norm"] != pytest.approx(first[0]["weight_norm"])     # read, not retrained
     fresh, _ = im.run_study(*args, batch_size=32, show_progress=False, checkpoint_dir=tmp_path)
     assert fresh[0]["weight_norm"] == pytest.approx(first[0]["weight_norm"])       # removed and retrained
+
+
+def test_dissociation_sentence_needs_every_seed_and_reads_the_gating():
+    from actfn import infomax_report as rep
+
+    def row(act, corr_up, tcz_up, cos_up, overlap):
+        r = {"activation": act, "seeds": 10, "open_overlap": overlap, "open_overlap_independent": 0.3,
+             "overlap_below_in": 10 if overlap < 0.3 else 0}
+        for m, up in (("mean_sq_correlation", corr_up), ("tc_z_per_unit", tcz_up), ("mean_sq_cosine", cos_up)):
+            r[f"{m}_higher"] = up
+        return r
+
+    rows = [row("relu", 0, 10, 10, 0.2), row("tanh", 0, 10, 9, 0.1), row("identity", 0, 10, 10, 0.4)]
+    text = rep.dissociation_sentence(rows)
+    assert "in all 10 seeds" in text and "for: relu, identity." in text      # tanh: cos² rose in 9 of 10
+    assert "For relu that is consistent with decorrelation through the biases" in text
+    assert "(relu 0.200 vs 0.300), so the units take turns" in text
+    assert "For identity the units' open sets (z > 0) overlap about as much" in text and "no sign of the biases" in text
+    barely = rep.dissociation_sentence([row("relu", 0, 10, 10, 0.29)])        # below in every seed, but by 3 %
+    assert "no sign of the biases gating" in barely and "take turns" not in barely
+    assert "none" in rep.dissociation_sentence([row("tanh", 3, 10, 10, 0.1)])
 
 
 def test_tradeoff_sentence_names_leaders_and_ties():

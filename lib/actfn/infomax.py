@@ -1085,6 +1085,28 @@ def gaussian_copula_tc(a: torch.Tensor, tol: float = 1e-6) -> dict:
     return {"tc": float(-0.5 * logdet) if sign > 0 else float("inf"), "units": k, "floor": k * (k - 1) / (4 * n)}
 
 
+def gating(z: torch.Tensor, b: torch.Tensor, off: float = 0.1, on: float = 0.9) -> dict:
+    """How the biases gate the units, from the pre-activations z (N, K) on held-out data: the biases'
+    mean and spread, the units open (z > 0) on fewer than ``off`` or more than ``on`` of the samples,
+    and the overlap of the units' open sets -- the mean Jaccard index over pairs of units, beside the
+    mean it would have if the units opened independently with the same rates (p_i p_j / (p_i + p_j -
+    p_i p_j)).  An overlap below its independent value means the units take turns."""
+    open_ = (z > 0).double()
+    p = open_.mean(0)
+    both = open_.T @ open_ / z.shape[0]                           # P(i and j open)
+    either = p[:, None] + p[None, :] - both
+    k = z.shape[1]
+    pairs = ~torch.eye(k, dtype=torch.bool)
+    jaccard = torch.where(either > 0, both / either.clamp_min(1e-300), torch.ones_like(both))[pairs]
+    indep = p[:, None] * p[None, :]
+    indep_either = p[:, None] + p[None, :] - indep
+    expected = torch.where(indep_either > 0, indep / indep_either.clamp_min(1e-300), torch.ones_like(indep))[pairs]
+    return {"bias_mean": float(b.double().mean()), "bias_std": float(b.double().std()) if k > 1 else 0.0,
+            "units_mostly_off": int((p < off).sum()), "units_mostly_on": int((p > on).sum()),
+            "open_rate": float(p.mean()), "open_overlap": float(jaccard.mean()) if k > 1 else float("nan"),
+            "open_overlap_independent": float(expected.mean()) if k > 1 else float("nan")}
+
+
 def model_metrics(w: torch.Tensor, b: torch.Tensor, activation: str, x: torch.Tensor, lam: float = 1.0,
                   knots: torch.Tensor | None = None, dead_rate: float = 0.01, gain_floor: float = 0.05,
                   magnitude_eps: float = 1e-3) -> dict:
@@ -1140,6 +1162,8 @@ def model_metrics(w: torch.Tensor, b: torch.Tensor, activation: str, x: torch.Te
     # the pre-activations' dependence: decorrelated outputs may come from gating, not diverse directions
     tc_z = gaussian_copula_tc(z)
     out["total_correlation_z"], out["tc_z_floor"] = tc_z["tc"], tc_z["floor"]
+    out["tc_z_per_unit"] = tc_z["tc"] / max(1, tc_z["units"])
+    out.update(gating(z, b))
     # scale-free versions, for comparisons pooled over K
     out["effective_rank_fraction"] = out["effective_rank"] / k
     out["mean_sq_correlation"] = out["output_correlation"] / (k * (k - 1))   # floor: 1 / (N - 1)

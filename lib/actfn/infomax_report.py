@@ -140,27 +140,107 @@ def _verdict(parts: list[tuple[str, bool]]) -> str:
     return f"Only one half holds: {held[0]}, not {failed[0]}."
 
 
-def design_guesses(records, activations) -> list[str]:
+def design_guess_checks(records, activations) -> list[dict]:
     """The design's two guesses about activations, checked on InfoMax records (one per model, any K):
     ReLU has "low redundancy among survivors but many dead units" (read here as: more dead units per K
     than the median activation, and a mean |cos| between its surviving rows at or below the median);
     softmax has "no dead units but collapses" (collapse: one unit takes more than half of the
-    responsibility on average, max_j E[r_j] > 0.5, in the mean over seeds at some K)."""
+    responsibility on average, max_j E[r_j] > 0.5, in the mean over seeds at some K).  Each check:
+    ``{claim, measured, parts: [(half, holds)]}``."""
     dead = dead_fraction(records, activations)
     surv = mean_by_activation(records, activations, lambda r: r["survivor_mean_abs_cosine"])
-    lines = []
+    checks = []
     if "relu" in activations and len(activations) > 1:
         md, ms = float(np.median(list(dead.values()))), float(np.nanmedian(list(surv.values())))
-        parts = [("low redundancy among survivors", bool(surv["relu"] <= ms)), ("many dead units", bool(dead["relu"] > md))]
-        lines.append(f"ReLU, *low redundancy among survivors but many dead units*: {dead['relu']:.1%} of its units "
-                     f"dead (median over the activations {md:.1%}); mean |cos| between its surviving rows of W "
-                     f"{surv['relu']:.3f} (median {ms:.3f}). {_verdict(parts)}")
+        checks.append({"claim": "ReLU: low redundancy among survivors but many dead units",
+                       "measured": f"{dead['relu']:.1%} of its units dead (median over the activations {md:.1%}); mean "
+                                   f"|cos| between its surviving rows of W {surv['relu']:.3f} (median {ms:.3f})",
+                       "parts": [("low redundancy among survivors", bool(surv["relu"] <= ms)),
+                                 ("many dead units", bool(dead["relu"] > md))]})
     if "softmax" in activations:
         rs = select(records, activation="softmax")
         conc = {k: mean_by_activation(select(rs, K=k), ["softmax"], lambda r: r["responsibility_concentration"])["softmax"]
                 for k in sorted({r["K"] for r in rs})}
-        parts = [("no dead units", dead["softmax"] == 0), ("collapse", any(c > 0.5 for c in conc.values()))]
         shown = ", ".join(f"K = {k}: {c:.3f} (1/K = {1 / k:.3f})" for k, c in conc.items())
-        lines.append(f"Softmax, *no dead units but collapses*: {dead['softmax']:.1%} of its units dead; the largest "
-                     f"mean responsibility of one unit (uniform 1/K, total collapse 1) {shown}. {_verdict(parts)}")
+        checks.append({"claim": "Softmax: no dead units but collapses",
+                       "measured": f"{dead['softmax']:.1%} of its units dead; the largest mean responsibility of one "
+                                   f"unit (uniform 1/K, total collapse 1) {shown}",
+                       "parts": [("no dead units", dead["softmax"] == 0), ("collapse", any(c > 0.5 for c in conc.values()))]})
+    return checks
+
+
+def design_guesses(records, activations) -> list[str]:
+    """:func:`design_guess_checks` as sentences."""
+    lines = []
+    for c in design_guess_checks(records, activations):
+        name, rest = c["claim"].split(": ", 1)
+        lines.append(f"{name}, *{rest}*: {c['measured']}. {_verdict(c['parts'])}")
     return lines
+
+
+DISSOCIATION = (("mean_sq_correlation", "output correlation (mean sq.)"),
+                ("tc_z_per_unit", "pre-activation TC per unit"),
+                ("mean_sq_cosine", "mean cos² between rows of W"))
+
+
+def dissociation(records, activations, reference_lambda: float = 1.0) -> list[dict]:
+    """Per activation, InfoMax (unconstrained, the reference lambda) against its random start on the
+    three sides of redundancy -- outputs, pre-activations, directions (:data:`DISSOCIATION`; means
+    over K and seeds) -- with the number of seeds in which InfoMax is higher, and the gating of its
+    units (mostly closed / mostly open fractions, open-set overlap against its independent value)."""
+    from .infomax_tests import per_seed
+
+    rows = []
+    for act in activations:
+        row = {"activation": act}
+        for metric, _ in DISSOCIATION:
+            inf, ran = per_seed(records, act, "infomax", metric, reference_lambda), per_seed(records, act, "random", metric)
+            seeds = sorted(set(inf) & set(ran))
+            row[f"{metric}_random"] = float(np.mean([ran[s] for s in seeds])) if seeds else float("nan")
+            row[f"{metric}_infomax"] = float(np.mean([inf[s] for s in seeds])) if seeds else float("nan")
+            row[f"{metric}_higher"] = sum(inf[s] > ran[s] for s in seeds)
+            row["seeds"] = len(seeds)
+        trained = [r for r in select(records, activation=act, objective="infomax", constraint="none")
+                   if r["lambda"] == reference_lambda]
+        for key in ("units_mostly_off", "units_mostly_on"):
+            row[key] = float(np.mean([r[key] / r["K"] for r in trained])) if trained else float("nan")
+        for key in ("open_overlap", "open_overlap_independent", "bias_std"):
+            row[key] = float(np.mean([r[key] for r in trained])) if trained else float("nan")
+        ov = per_seed(records, act, "infomax", "open_overlap", reference_lambda)
+        ind = per_seed(records, act, "infomax", "open_overlap_independent", reference_lambda)
+        row["overlap_below_in"] = sum(ov[s] < ind[s] for s in set(ov) & set(ind))
+        rows.append(row)
+    return rows
+
+
+GATED = 0.9     # "taking turns": open sets overlapping at most 0.9 x as much as independent units' would
+
+
+def dissociation_sentence(rows) -> str:
+    """Which activations decorrelate their outputs while their pre-activations grow more dependent and
+    their directions more redundant -- each change in the same direction in every seed (a sign test:
+    p = 2/2^n for n seeds) -- and whether their units take turns: open sets overlapping less than
+    independent units' would in every seed, and by a margin (at most :data:`GATED` x as much)."""
+    n = rows[0]["seeds"] if rows else 0
+    every = lambda r, m, up: r[f"{m}_higher"] == (n if up else 0)
+    split = [r for r in rows if every(r, "mean_sq_correlation", False) and every(r, "tc_z_per_unit", True)
+             and every(r, "mean_sq_cosine", True)]
+    if n < 2:
+        return "Fewer than two seeds: no consistency across seeds to report."
+    names = ", ".join(r["activation"] for r in split) or "none"
+    out = (f"Outputs decorrelated while the pre-activations grew more dependent and the rows of W more aligned, in all "
+           f"{n} seeds (a sign test's p = {2 / 2 ** n:.2g} for each), for: {names}.")
+    gated = [r for r in split if r["overlap_below_in"] == n and r["open_overlap"] <= GATED * r["open_overlap_independent"]]
+    ungated = [r for r in split if r not in gated]
+    if gated:
+        out += (f" For {', '.join(r['activation'] for r in gated)} that is consistent with decorrelation through the "
+                "biases and gating rather than through diverse directions: the units' open sets (z > 0) overlap, in "
+                f"every seed, at most {GATED:g} x as much as independent units' would (" + ", ".join(
+                    f"{r['activation']} {r['open_overlap']:.3f} vs {r['open_overlap_independent']:.3f}" for r in gated)
+                + "), so the units take turns.")
+    if ungated:
+        out += (f" For {', '.join(r['activation'] for r in ungated)} the units' open sets (z > 0) overlap about as "
+                "much as independent units' would (" + ", ".join(
+                    f"{r['activation']} {r['open_overlap']:.3f} vs {r['open_overlap_independent']:.3f}" for r in ungated)
+                + "): no sign of the biases gating them, so the decorrelation is not explained by units taking turns.")
+    return out

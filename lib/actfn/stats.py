@@ -38,7 +38,7 @@ def seed_test(a, b, confidence: float = 0.95, resamples: int = 9999, seed: int =
     if d.ndim != 1 or len(d) < 1 or not np.all(np.isfinite(d)):
         raise ValueError(f"seed_test needs finite paired values, got differences {d!r}")
     n, nonzero = len(d), int(np.count_nonzero(d))
-    if nonzero == 0:
+    if nonzero == 0 or n < 2:        # (one seed: its sign is all there is; 2/2^1 = 1)
         p = 1.0
     else:
         exact = n <= exact_limit
