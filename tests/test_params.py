@@ -1,7 +1,7 @@
 """Every parameter of every chapter is refused at once, by name, when bad (issue 31).
 
 The table BAD holds one bad value for every parameter of every chapter; a test checks that it covers
-:data:`actfn.params.SPECS` and that the specs cover every chapter's parameter cell, so a parameter
+:func:`actfn.params.specs` and that the specs cover every chapter's parameter cell, so a parameter
 added to a chapter without a rule fails here.
 """
 import re

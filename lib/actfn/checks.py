@@ -7,8 +7,7 @@ def require(ok: bool, name: str, value, what: str) -> None:
 
 
 def require_learning_rate(name: str, value) -> None:
-    """Adam's step size: finite, above 0 and at most 1 (see actfn.params)."""
-    import math
+    """Adam's step size: the rule of :data:`actfn.params.LEARNING_RATE` (finite, in (0, 1])."""
+    from .params import LEARNING_RATE
 
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 < value <= 1
-    require(ok, name, value, "must be a finite number in (0, 1]")
+    require(LEARNING_RATE(value), name, value, f"must be {LEARNING_RATE.accepts}")

@@ -3,7 +3,7 @@
 A chapter's first cell after its ``parameters`` cell calls :func:`validate`: every bad value is refused
 at once, by name and with what is accepted -- before data are loaded, kernels built or models trained,
 so that a mistake in a follow-up's parameter does not surface hours later under another name.
-:data:`SPECS` lists every parameter of every chapter (a test checks that it matches the parameter
+:func:`specs` lists every parameter of every chapter (a test checks that it matches the parameter
 cells, and that each rule refuses a bad value).
 
 Learning rates are Adam's step sizes: finite, above 0 and at most 1 (a larger step moves a weight by
@@ -11,8 +11,8 @@ more than its scale in one update; 1e6 trained to weight norms of 1e8).
 """
 from __future__ import annotations
 
+import functools
 import math
-import os
 import tempfile
 from pathlib import Path
 
@@ -166,14 +166,11 @@ def _relations(chapter: str, v: dict) -> list[str]:
     return bad
 
 
-SPECS = None
-
-
+@functools.lru_cache(maxsize=1)
 def specs() -> dict[str, dict[str, Rule]]:
-    global SPECS
-    if SPECS is None:
-        SPECS = _specs()
-    return SPECS
+    """Every chapter's parameters and their rules (built on first use: the rules name the packages'
+    choices, whose modules import torch)."""
+    return _specs()
 
 
 def validate(chapter: str, namespace: dict) -> dict:
