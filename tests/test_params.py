@@ -96,6 +96,8 @@ def test_relations_between_parameters_are_checked():
         validate("infomax", {**base, "reference_lambda": 3.0})
     with pytest.raises(ValueError, match=r"parameter 'batch_size' must be at most train_size \(64\)"):
         validate("infomax", {**base, "train_size": 64, "batch_size": 128})
+    with pytest.raises(ValueError, match=r"parameter 'constraints' must include 'none'"):
+        validate("infomax", {**base, "constraints": ["unit_rows"]})
     with pytest.raises(ValueError, match=r"parameter 'samples' must be at least 2 \* max\(classes\) = 40"):
         validate("unit_experiments", {**defaults("unit_experiments"), "samples": 30})
 

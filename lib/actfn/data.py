@@ -420,3 +420,17 @@ def load_flat(name: str, root: str | os.PathLike, download: bool = False) -> Fla
     if name == "mnist_subset":
         return _mnist_subset()
     return _torchvision_flat(name, Path(root), download)
+
+
+def flat_split(data: FlatData, train_size: int | None = None, eval_size: int | None = None, seed: int = 1):
+    """(x_train, y_train, x_eval, y_eval) as the InfoMax chapter uses them: ``train_size`` training
+    images drawn at random (``seed``; None: all), the first ``eval_size`` test images (None: all),
+    both centred by the training images' mean."""
+    x_tr, y_tr, x_ev, y_ev = data.x_train, data.y_train, data.x_test, data.y_test
+    if train_size is not None:
+        pick = torch.randperm(len(x_tr), generator=torch.Generator().manual_seed(seed))[:train_size]
+        x_tr, y_tr = x_tr[pick], y_tr[pick]
+    if eval_size is not None:
+        x_ev, y_ev = x_ev[:eval_size], y_ev[:eval_size]
+    centre = x_tr.mean(0)
+    return x_tr - centre, y_tr, x_ev - centre, y_ev

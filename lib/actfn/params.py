@@ -159,6 +159,9 @@ def _relations(chapter: str, v: dict) -> list[str]:
         if v["reference_lambda"] not in v["lambdas"]:
             bad.append(f"parameter 'reference_lambda' must be one of lambdas {list(v['lambdas'])}, got "
                        f"{v['reference_lambda']!r}")
+        if "none" not in v["constraints"]:
+            bad.append(f"parameter 'constraints' must include 'none' (the comparisons are unconstrained), got "
+                       f"{list(v['constraints'])!r}")
         if v["train_size"] is not None and v["batch_size"] > v["train_size"]:
             bad.append(f"parameter 'batch_size' must be at most train_size ({v['train_size']}), got {v['batch_size']!r}")
     if chapter == "unit_experiments" and v["samples"] < 2 * max(v["classes"]):

@@ -1,0 +1,147 @@
+"""Records: a chapter's results at full scale, committed under ``records/`` with their provenance.
+
+A record is the results file that a chapter wrote when run at a full setting (by
+``scripts/make_record.py``), slimmed to what its page shows, together with where it came from: the
+commit and code version, the command, the parameters, the dataset and its checksums, the machine,
+the torch version and the wall time of every invocation (a long run may be interrupted and resumed).
+
+A page that shows a record first *replays* it: it retrains one recorded model for a short prefix
+with the code of that build and compares the loss with the recorded one
+(:func:`check_replay`).  A record that no longer replays stops the build, so a page cannot show
+numbers that its code no longer produces.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+FORMAT = 1
+PROVENANCE = ("commit", "dirty", "code_version", "command", "parameters", "dataset", "source", "data_checksum",
+              "machine", "torch", "python", "wall_seconds", "invocations", "created")
+REPLAY_RTOL = 1e-4
+
+
+class RecordError(ValueError):
+    """A record that is missing, malformed, or no longer reproduced by the code."""
+
+
+def git_commit(root: str | os.PathLike) -> tuple[str, bool]:
+    """(HEAD's hash, whether tracked files differ from it) of the repository at ``root``."""
+    run = lambda *args: subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+    try:
+        return run("rev-parse", "HEAD").strip(), bool(run("status", "--porcelain", "--untracked-files=no").strip())
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise RecordError(f"a record needs the commit of the code that made it, and {root} is not a git "
+                          f"checkout ({err})") from err
+
+
+def machine() -> dict:
+    """The machine in words: CPU model and cores, OS, and the GPU when one is visible."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = {"cpu": cpu, "cores": os.cpu_count(), "os": platform.system(), "gpu": None}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out["gpu"] = torch.cuda.get_device_name(0)
+    except Exception:      # (a record is still made on a machine whose CUDA is broken)
+        pass
+    return out
+
+
+def rounded(obj, digits: int = 6):
+    """``obj`` with every float rounded to ``digits`` significant digits (a record is read, not resumed)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [rounded(v, digits) for v in obj]
+    return obj
+
+
+def provenance_of(results: dict, root: str | os.PathLike, command: str, invocations: list[dict]) -> dict:
+    """The provenance of a chapter's ``results`` (as its page wrote them) made at ``root``."""
+    import torch
+
+    commit, dirty = git_commit(root)
+    made_by = results.get("made_by") or {}
+    return {"commit": commit, "dirty": dirty, "code_version": made_by.get("code"), "command": command,
+            "parameters": made_by.get("parameters"), "dataset": results.get("dataset"),
+            "source": results.get("source"), "data_checksum": results.get("data_checksum"), "machine": machine(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "wall_seconds": round(sum(i["seconds"] for i in invocations), 1), "invocations": invocations,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def write(path: str | os.PathLike, chapter: str, results: dict, provenance: dict) -> Path:
+    """Write a record atomically (floats to 6 significant digits)."""
+    from .results import plain, write_atomic
+
+    missing = [k for k in PROVENANCE if k not in provenance]
+    if missing:
+        raise RecordError(f"a record's provenance needs {missing}")
+    body = {"format": FORMAT, "chapter": chapter, "provenance": provenance, "results": rounded(plain(results))}
+    text = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    return write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def load(path: str | os.PathLike, chapter: str) -> dict:
+    """A record, checked for its format, chapter and provenance; stops naming what is wrong."""
+    path = Path(path)
+    try:
+        body = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RecordError(f"record {path.name}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RecordError(f"record {path.name} is not valid JSON ({err})") from None
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        raise RecordError(f"record {path.name}: format {body.get('format') if isinstance(body, dict) else None!r}, "
+                          f"this code reads format {FORMAT}")
+    if body.get("chapter") != chapter:
+        raise RecordError(f"record {path.name} is of chapter {body.get('chapter')!r}, not {chapter!r}")
+    missing = [k for k in PROVENANCE if k not in (body.get("provenance") or {})]
+    if missing or not isinstance(body.get("results"), dict):
+        raise RecordError(f"record {path.name} lacks {missing or ['results']}: a record without its provenance "
+                          f"is not shown")
+    return body
+
+
+def find(folder: str | os.PathLike, chapter: str) -> list[Path]:
+    """The record files of ``chapter`` under ``folder`` (``records/<chapter>/*.json``), by name."""
+    return sorted((Path(folder) / chapter).glob("*.json"))
+
+
+def relative_difference(recorded: float, replayed: float) -> float:
+    return abs(replayed - recorded) / max(abs(recorded), 1e-12)
+
+
+def check_replay(what: str, recorded: float, replayed: float, rtol: float = REPLAY_RTOL) -> float:
+    """The relative difference of a replayed number from its record; stops when it exceeds ``rtol``."""
+    diff = relative_difference(recorded, replayed)
+    if not diff <= rtol:
+        raise RecordError(f"the record no longer replays: {what} is {replayed:.7g} with this code, "
+                          f"{recorded:.7g} in the record (relative difference {diff:.1e} > {rtol:g}). The code "
+                          f"changed what it computes: make the record again (scripts/make_record.py), or find "
+                          f"the change")
+    return diff
+
+
+def python_command(argv: list[str]) -> str:
+    """``argv`` as the command a reader types (the interpreter as ``python``, no machine folder)."""
+    from .results import repo_root
+
+    root = str(repo_root().resolve())
+    args = [a.replace(root + os.sep, "") for a in argv]
+    return "python " + " ".join(args)
