@@ -72,7 +72,7 @@ BAD = {
         "lambdas": [1.0, 0.0], "reference_lambda": -1.0, "constraints": ["none", "unit"], "seeds": 0, "epochs": 0,
         "batch_size": 1, "lr": -1, "matmul_precision": "float16", "device": "tpu", "train_size": 0, "eval_size": 1,
         "synthetic_K": 1, "synthetic_epochs": 0, "depth_K2": 1, "resume": None, "checkpoint_dir": None,
-        "results_dir": "/proc/no-such/results"},
+        "results_dir": "/proc/no-such/results", "record": "infomax/paper"},
     "benchmarks": {"live": "activation", "bench_file": None},
 }
 

@@ -55,6 +55,8 @@ def number(gt: float | None = None, ge: float | None = None, le: float | None = 
 LEARNING_RATE = Rule("a finite number in (0, 1]", lambda v: _is_num(v) and 0 < v <= 1)
 BOOLEAN = Rule("True or False", lambda v: isinstance(v, (bool, np.bool_)))
 TEXT = Rule("a string", lambda v: isinstance(v, str))
+RECORD = Rule("'' , the name of a record in records/<chapter>/ (no folder), or the path of a .json file",
+              lambda v: isinstance(v, str) and ("/" not in v or v.endswith(".json")))
 NAME = Rule("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
 
 
@@ -142,7 +144,7 @@ def _specs() -> dict[str, dict[str, Rule]]:
             "batch_size": integer(2), "lr": LEARNING_RATE, "matmul_precision": choice(MATMUL_PRECISIONS),
             "device": device(), "train_size": optional(integer(2)), "eval_size": optional(integer(2)),
             "synthetic_K": integer(2), "synthetic_epochs": integer(1), "depth_K2": integer(2), "resume": BOOLEAN,
-            "checkpoint_dir": TEXT, "results_dir": WRITABLE_FOLDER},
+            "checkpoint_dir": TEXT, "results_dir": WRITABLE_FOLDER, "record": RECORD},
         "benchmarks": {"live": list_of(choice(_bench_sections()), empty=True), "bench_file": TEXT},
     }
 

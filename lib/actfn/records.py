@@ -118,9 +118,11 @@ def load(path: str | os.PathLike, chapter: str) -> dict:
     return body
 
 
-def find(folder: str | os.PathLike, chapter: str) -> list[Path]:
-    """The record files of ``chapter`` under ``folder`` (``records/<chapter>/*.json``), by name."""
-    return sorted((Path(folder) / chapter).glob("*.json"))
+def path_of(chapter: str, record: str) -> Path:
+    """The file of a chapter's ``record`` parameter: a name in ``records/<chapter>/``, or a .json path."""
+    from .results import repo_root
+
+    return Path(record) if record.endswith(".json") else repo_root() / "records" / chapter / f"{record}.json"
 
 
 def relative_difference(recorded: float, replayed: float) -> float:
