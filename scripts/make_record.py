@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,10 @@ def slim(chapter: str, results: dict) -> dict:
     runs = [r if keep(r) else {k: v for k, v in r.items() if k not in ("curve", "weight_norm_curve")}
             for r in results["runs"]]
     return {**results, "runs": runs}
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> Path:
     entry = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": 0.0, "finished": False,
              "machine": machine()}
     log["invocations"].append(entry)
+    write_json_atomic(log_path, log)      # (logged at once: a killed invocation still shows)
+    # SIGTERM (a session or job ending) as Ctrl-C, so that this invocation's time is logged
+    signal.signal(signal.SIGTERM, _interrupt)
     notebook = work / f"{args.chapter}.ipynb"
     jupytext.write(jupytext.read(source), notebook)
     t0 = time.perf_counter()
