@@ -117,7 +117,13 @@ def test_design_claims_follow_known_answers():
     assert status["relu: InfoMax gives higher effective rank and lower weight correlation than random initialisation "
                   "and the autoencoder"] == "reproduced"
     assert status["Optimistic: InfoMax yields high effective rank (non-redundant)"] == "reproduced"
-    assert status["Optimistic: one activation clearly wins"] == "reproduced"
+    # relu and softmax are equal but for a wobble: relu "leads" by the mean, not in every seed
+    assert status["Optimistic: one activation clearly wins"] == "differs"
+    edge = [{**r, "effective_rank_fraction": r["effective_rank_fraction"] + (0.01 if r["activation"] == "relu" else 0)}
+            for r in recs]
+    clear = {r["claim"]: r["status"] for r in ic.outcome_claims(edge, ["relu", "softmax"], [0.1, 1.0, 10.0], 1.0,
+                                                                primary, ["relu"])}
+    assert clear["Optimistic: one activation clearly wins"] == "reproduced"
     assert status["Optimistic: results are stable across seeds"] == "reproduced"
     assert status["Pessimistic: InfoMax doesn't improve over random init"] == "not reproduced"
     assert status["Pessimistic: all activations collapse or have dead units"] == "not reproduced"
@@ -137,7 +143,8 @@ def test_claims_resting_on_every_seed_need_enough_seeds():
     from actfn import infomax_claims as ic
 
     recs = _study(range(3))
-    rows = ic.outcome_claims(recs, ["relu", "softmax"], [0.1, 1.0, 10.0], 1.0, it.family_tests(recs, "primary"), [])
+    rows = ic.outcome_claims(recs, ["relu", "softmax"], [0.1, 1.0, 10.0], 1.0, it.family_tests(recs, "primary"), ["relu"])
     few = {r["claim"]: r for r in rows}
-    for claim in ("Likely: λ tuning matters", "Likely: InfoMax helps but doesn't eliminate redundancy"):
+    for claim in ("Likely: λ tuning matters", "Likely: InfoMax helps but doesn't eliminate redundancy",
+                  "Optimistic: one activation clearly wins"):
         assert few[claim]["status"] == "not testable here" and "3 seeds" in few[claim]["reason"]
