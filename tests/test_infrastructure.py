@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actfn.claims import DIFFERS, NOT_REPRODUCED, REPRODUCED, unit_claims
+from actfn.claims import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, unit_claims
 from actfn.results import write_json_atomic
 from actfn.tracking import wandb_logger
 
@@ -71,7 +71,7 @@ def test_lib_fingerprint_changes_with_lib(tmp_path):
 
 
 def _fit(classes, sigma, mode="analytic", **kw):
-    base = dict(classes=classes, sigma=sigma, mode=mode, beta=2.0, beta_se=0.1, x0=0.0, r2=0.999,
+    base = dict(classes=classes, sigma=sigma, mode=mode, beta=2.0, beta_se=0.1, x0=0.0, x0_se=0.05, r2=0.999,
                 sigmoid_r2=0.98, relu_r2=0.98, final_loss=-0.2, change_from_init=0.5, mass_outside_knots=0.0)
     base.update(kw)
     return base
@@ -89,6 +89,12 @@ def test_claims_verdicts_follow_the_numbers():
     fits[1]["beta"] = 1.7
     rows = {r["claim"]: r for r in unit_claims(fits)}
     assert rows["K=20, σ=1: β ≈ 2.5"]["status"] == DIFFERS
+    # an interval wider than the tolerance decides nothing; an unidentified β is not read at all
+    fits[1].update(beta=2.5, beta_se=7.5)
+    assert {r["claim"]: r for r in unit_claims(fits)}["K=20, σ=1: β ≈ 2.5"]["status"] == NOT_TESTABLE
+    fits[1].update(beta=994.0, beta_se=0.0, beta_identified=False)
+    row = {r["claim"]: r for r in unit_claims(fits)}["K=20, σ=1: β ≈ 2.5"]
+    assert row["status"] == NOT_TESTABLE and "unidentified" in row["measured"]
 
 
 def test_markdown_table_escapes_pipes_in_headers_and_cells():

@@ -300,7 +300,8 @@ def layer_fits(model) -> list[dict]:
         values = values.mean(0) if values.ndim == 2 else values
         knots = layer.knots.cpu().numpy()
         fit = fit_swish(knots, values)
-        rows.append({"layer": i, "beta": fit.params["beta"], "beta_se": fit.beta_se, "x0": fit.params["x0"],
+        rows.append({"layer": i, "beta": fit.params["beta"], "beta_se": fit.beta_se, "identified": fit.identified,
+                     "x0": fit.params["x0"],
                      "r2": fit.r2})
     return rows
 
@@ -393,7 +394,8 @@ def run_experiments(configs: list[DeepConfig], train_data: ImageData, test_data:
         run, model = train_deep(cfg, train_data, test_data, checkpoint=path, log=log, show_progress=show_progress,
                                 device=device)
         summary = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode, "activation": cfg.activation,
-                   "epochs": cfg.epochs, "test_acc": run.test_acc, "test_loss": run.test_loss,
+                   "seed": cfg.seed, "epochs": cfg.epochs, "test_acc": run.test_acc, "test_loss": run.test_loss,
+                   "test_images": len(test_data),
                    "seconds": run.seconds, "history": run.history, "val_images": run.val_images, "layers": [],
                    "gaussianity": []}
         if cfg.activation == "pwl":

@@ -35,12 +35,21 @@ def relu_shape(x, a, x0, c):
     return a * np.maximum(x - x0, 0.0) + c
 
 
+BETA_BOUNDS = (1e-3, 1e3)
+AT_BOUND = 0.01      # a beta within 1 % (in log scale, of the bound) of a bound is at the bound
+RESOLVABLE = 5.0     # beta x point spacing above this: sigmoid(beta h) > 0.993, a kink at the points' resolution
+
+
 @dataclass
 class ShapeFit:
     family: str
     params: dict
     r2: float
     beta_se: float = float("nan")
+    # False when the data do not pin beta (see beta_identified): its value and standard error then
+    # mean nothing, and summaries leave it out
+    identified: bool = True
+    x0_se: float = float("nan")
 
     def as_dict(self):
         return asdict(self)
@@ -84,10 +93,44 @@ def _fit_gated(func, family: str, x, y, amplitude: str) -> ShapeFit:
     amp = slope if amplitude == "slope" else span
     lim = 3 * float(np.max(np.abs(x)))
     starts = [(s * amp, b, x0, ymin) for s, b, x0 in itertools.product((1, -1), (0.5, 1.5, 3.0, 8.0), (-1.0, 0.0, 1.0))]
-    bounds = ([-np.inf, 1e-3, -lim, -np.inf], [np.inf, 1e3, lim, np.inf])
+    bounds = ([-np.inf, BETA_BOUNDS[0], -lim, -np.inf], [np.inf, BETA_BOUNDS[1], lim, np.inf])
     popt, pcov, r2 = _best_fit(func, x, y, starts, bounds)
-    se = float(np.sqrt(pcov[1, 1])) if np.all(np.isfinite(pcov)) else float("nan")
-    return ShapeFit(family, dict(zip(("a", "beta", "x0", "c"), map(float, popt))), r2, se)
+    se, x0_se = (float(np.sqrt(pcov[1, 1])), float(np.sqrt(pcov[2, 2]))) if np.all(np.isfinite(pcov)) else (float("nan"),) * 2
+    spacing = float(np.min(np.diff(np.unique(x)))) if len(np.unique(x)) > 1 else None
+    return ShapeFit(family, dict(zip(("a", "beta", "x0", "c"), map(float, popt))), r2, se,
+                    beta_identified(float(popt[1]), se, spacing), x0_se)
+
+
+def beta_identified(beta: float, se: float, spacing: float | None = None) -> bool:
+    """Whether a fitted beta is pinned by the data.  Not when it sits at the lower bound of its range
+    (f is then a line, and beta trades off against the amplitude), nor when beta times the spacing of
+    the points exceeds :data:`RESOLVABLE` (the sigmoid then switches fully between two neighbouring
+    points, so the points cannot tell beta from infinity: a kink -- and the fit's standard error,
+    near 0 for such a perfect fit, means nothing), nor without a finite, positive standard error."""
+    lo, hi = np.log(BETA_BOUNDS)
+    margin = AT_BOUND * (hi - lo)
+    resolvable = spacing is None or beta * spacing <= RESOLVABLE
+    return bool(np.isfinite(beta) and beta > 0 and lo + margin < np.log(beta) < hi - margin and resolvable
+                and np.isfinite(se) and se > 0)
+
+
+def precision_summary(betas, ses, identified=None) -> dict:
+    """A summary of several fitted betas that weights each by its precision (1 / s.e.²), leaving out
+    the unidentified ones: the weighted median (robust to one wild fit) and the inverse-variance
+    weighted mean with its standard error (which assumes one common beta); ``used`` and ``left_out``
+    count the fits.  NaN values when no fit is usable."""
+    b, se = np.asarray(betas, float), np.asarray(ses, float)
+    ok = np.isfinite(b) & np.isfinite(se) & (se > 0)
+    if identified is not None:
+        ok &= np.asarray(identified, bool)
+    out = {"used": int(ok.sum()), "left_out": int((~ok).sum()), "weighted_median": float("nan"),
+           "weighted_mean": float("nan"), "weighted_mean_se": float("nan")}
+    if ok.any():
+        w = 1.0 / se[ok] ** 2
+        out["weighted_median"] = float(np.quantile(b[ok], 0.5, weights=w, method="inverted_cdf"))
+        out["weighted_mean"] = float(np.sum(w * b[ok]) / np.sum(w))
+        out["weighted_mean_se"] = float(1.0 / np.sqrt(np.sum(w)))
+    return out
 
 
 def fit_swish(x, y) -> ShapeFit:

@@ -1,6 +1,6 @@
 """The claims of design 002 (*InfoMax Across Activations*), each judged from a build's records.
 
-Rows ``{claim, measured, criterion, status, reason}`` as in :mod:`actfn.claims`: *reproduced* when
+Rows ``{claim, measured, criterion, status, reason}`` as in :mod:`actfn.verdicts`: *reproduced* when
 the measured numbers meet the criterion written beside them, *differs* when part of the statement
 holds, *not reproduced* when it fails, *not testable here* when this run cannot decide it (too few
 seeds, a missing condition).  The design's words are vague in places ("high", "stable", "matters");
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .claims import DIFFERS, NOT_REPRODUCED, REPRODUCED, claim_row
 from .infomax_tests import per_seed
-
-NOT_TESTABLE = "not testable here"
+from .verdicts import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, claim_row
 STABLE_CV, UNSTABLE_CV = 0.05, 0.20       # seed spread / mean of a scale-free metric
 HIGH_RANK = 0.9                           # "high effective rank": at least 0.9 K
 SIGN_SEEDS = 6                            # fewest seeds at which "in every seed" can mean p < 0.05 (2/2^6)

@@ -13,6 +13,7 @@ import numpy as np
 from . import infomax_claims
 from . import infomax_report as rep
 from . import infomax_tests as it
+from .verdicts import columns
 
 MARK = {"better": "+", "worse": "−", "no significant difference": "·", "underpowered": "?"}
 
@@ -115,8 +116,7 @@ TESTS_COLUMNS = [("family", "family"), ("activation", "activation"), ("compariso
                  ("p_adjusted", "p (Holm)", ".2g"), ("p_attainable", "smallest attainable p (Holm)", ".2g"),
                  ("verdict", "verdict"), ("seeds", "seeds")]
 
-CLAIMS_COLUMNS = [("claim", "claim (design 002)"), ("measured", "measured here"), ("criterion", "criterion"),
-                  ("status", "verdict"), ("reason", "why")]
+CLAIMS_COLUMNS = columns("claim (design 002)")
 
 
 def scale(dataset: str, n_train: int, seeds, Ks, epochs: int, lambdas) -> str:

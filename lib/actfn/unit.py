@@ -185,7 +185,7 @@ def summarize(run: UnitRun) -> dict:
     spread = np.abs(run.values).max() or 1.0
     return {
         "classes": run.config.classes, "sigma": run.config.sigma, "mode": run.config.mode,
-        "beta": sw.params["beta"], "beta_se": sw.beta_se, "x0": sw.params["x0"], "r2": sw.r2,
+        "beta": sw.params["beta"], "beta_se": sw.beta_se, "beta_identified": sw.identified, "x0": sw.params["x0"], "x0_se": sw.x0_se, "r2": sw.r2,
         "a": sw.params["a"], "c": sw.params["c"],
         "sigmoid_r2": fits["sigmoid"].r2, "relu_r2": fits["relu"].r2,
         "final_loss": run.final_loss, "initial_loss": run.initial_loss,

@@ -1,0 +1,100 @@
+"""The verdict vocabulary shared by every claims table of the book, and the rules for drawing one.
+
+- *reproduced*: the measured numbers meet the claim's criterion, with their uncertainty;
+- *differs*: part of the statement holds, or it holds with another number;
+- *not reproduced*: the statement fails, with its uncertainty;
+- *not testable here*: this run cannot decide it: its dataset, seeds, width, epochs or images are not
+  the claim's, or the uncertainty interval is wider than the effect in question.
+
+A verdict that rests on a number is drawn from an interval (:func:`band`), never from the point
+estimate alone, and a threshold that a verdict depends on is shown with the verdicts it would give
+if it moved (:func:`sensitivity`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_TESTABLE = "reproduced", "differs", "not reproduced", "not testable here"
+VERDICTS = (REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_TESTABLE)
+Z95 = 1.959963984540054      # two-sided 95 % normal quantile
+
+
+def claim_row(claim, measured, criterion, status, reason, scale: str | None = None) -> dict:
+    """One row of a claims table; ``scale``: the dataset and scale its numbers come from."""
+    if status not in VERDICTS:
+        raise ValueError(f"verdict {status!r} is not one of {VERDICTS}")
+    row = {"claim": claim, "measured": measured, "criterion": criterion, "status": status, "reason": reason}
+    if scale is not None:
+        row["scale"] = scale
+    return row
+
+
+def band(estimate: float, se: float, target: float, tolerance: float) -> tuple[str, str]:
+    """(verdict, why) for "the quantity is ``target`` ± ``tolerance``", from ``estimate`` ± 1.96 ``se``:
+    reproduced when the whole 95 % interval lies inside the band, not reproduced when it lies wholly
+    outside, not testable here when it straddles an edge (the interval is too wide to decide)."""
+    if not (math.isfinite(estimate) and math.isfinite(se) and se >= 0):
+        return NOT_TESTABLE, "no finite estimate with a standard error"
+    lo, hi = estimate - Z95 * se, estimate + Z95 * se
+    interval = f"95 % interval [{lo:.3g}, {hi:.3g}]"
+    if target - tolerance <= lo and hi <= target + tolerance:
+        return REPRODUCED, f"{interval} inside {target:g} ± {tolerance:g}"
+    if hi < target - tolerance or lo > target + tolerance:
+        return NOT_REPRODUCED, f"{interval} outside {target:g} ± {tolerance:g}"
+    return NOT_TESTABLE, f"{interval} straddles the edge of {target:g} ± {tolerance:g}: too wide to decide"
+
+
+def sensitivity(verdict_at, threshold: float, factors=(0.5, 2.0)) -> str:
+    """How a verdict moves with its threshold: ``verdict_at(t)`` at ``threshold`` times each factor,
+    as text ("at 0.025: reproduced; at 0.1: differs"), or "the same at ..." when it does not move."""
+    base = verdict_at(threshold)
+    moved = [(threshold * f, verdict_at(threshold * f)) for f in factors]
+    if all(v == base for _, v in moved):
+        return f"the same at {' and '.join(f'{t:.3g}' for t, _ in moved)}"
+    return "; ".join(f"at {t:.3g}: {v}" for t, v in moved)
+
+
+@dataclass
+class Scale:
+    """The scale a run's numbers come from, and what a claim needs to be testable."""
+    dataset: str
+    seeds: int = 1
+    width: float = 1.0
+    epochs: int | None = None
+    images: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def text(self) -> str:
+        parts = [self.dataset, f"{self.seeds} seed{'s' if self.seeds != 1 else ''}"]
+        if self.width != 1.0:
+            parts.append(f"width ×{self.width:g}")
+        if self.epochs is not None:
+            parts.append(f"{self.epochs} epochs")
+        if self.images is not None:
+            parts.append(f"{self.images} training images")
+        parts += [f"{k} {v}" for k, v in self.extra.items()]
+        return ", ".join(parts)
+
+    def missing(self, dataset: str | None = None, seeds: int = 1, width: float | None = None,
+                epochs: int | None = None, images: int | None = None) -> list[str]:
+        """What this scale lacks for a claim that needs the given dataset, seeds, width, epochs and
+        images (empty: testable at this scale)."""
+        out = []
+        if dataset is not None and self.dataset != dataset:
+            out.append(f"the claim is about {dataset}, this run used {self.dataset}")
+        if self.seeds < seeds:
+            out.append(f"{self.seeds} seed{'s' if self.seeds != 1 else ''} (at least {seeds} needed to know the spread)")
+        if width is not None and self.width < width:
+            out.append(f"width ×{self.width:g} (the claim: ×{width:g})")
+        if epochs is not None and (self.epochs or 0) < epochs:
+            out.append(f"{self.epochs} epochs (the claim: {epochs})")
+        if images is not None and (self.images or 0) < images:
+            out.append(f"{self.images} training images (the claim: {images})")
+        return out
+
+
+def columns(claim_header: str) -> list[tuple]:
+    """The columns of every claims table (for :func:`actfn.report.markdown_table`)."""
+    return [("claim", claim_header), ("measured", "measured here"), ("criterion", "criterion"), ("status", "verdict"),
+            ("reason", "why"), ("if the threshold moves", "if the threshold moves")]
