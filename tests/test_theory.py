@@ -67,3 +67,21 @@ def test_tail_segments_equal_the_sympy_closed_forms():
         right = sp.lambdify((D.a, D.mu, D.sigma), D.truncated_moment_closed_form(n, D.a, sp.oo), "math")
         assert m[n][0, 0].item() == pytest.approx(left(-1.0, mu, sigma), rel=1e-12)
         assert m[n][0, 2].item() == pytest.approx(right(0.5, mu, sigma), rel=1e-12)
+
+
+def test_optimum_profile_and_dip_have_known_answers():
+    # well separated classes: the optimum approaches the one-class detector and its ceiling
+    opt = T.posterior_optimum(actfn.class_means(4, 6.0), 0.3)
+    prof = T.optimum_profile(opt)
+    assert prof["positive"] == 1 and prof["ceiling_fraction"] > 0.95
+    # a hand-made optimum: weights high on the last class only, correlations known by construction
+    fake = T.PosteriorOptimum(np.array([0.5, 0.0, 0.2, 1.0]), np.array([-0.3, -0.01, -0.2, 0.51]), -0.1,
+                              np.array([-3.0, -1.0, 1.0, 3.0]), 0.5)
+    dip = T.dip_location(fake, np.linspace(-4, 4, 801))
+    assert dip["boundary_class_mean"] == -1.0 and dip["smallest_weight_mean"] == -1.0 and dip["spacing"] == 2.0
+    assert abs(dip["f_min_at"] - (-1.0)) < 0.1 and abs(dip["spacings_from_boundary"]) < 0.05
+
+
+def test_the_stationarity_residual_falls_as_the_optimiser_runs_longer():
+    rows = T.stationarity_by_iterations(actfn.class_means(8, 2.0), 1.0, iterations=(5, 200))
+    assert rows[1]["residual"] < rows[0]["residual"] and rows[1]["objective"] <= rows[0]["objective"] + 1e-12

@@ -31,12 +31,21 @@ def _beta_reason(mean_range, sweep):
     return text
 
 
+def _as_number(status: str) -> str:
+    """A Swish-like f with another number than the outline's "differs" rather than "not reproduced"."""
+    return DIFFERS if status == NOT_REPRODUCED else status
+
+
 def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: float = 2.0,
-                spacing_sweep: list[dict] | None = None) -> list[dict]:
+                spacing_sweep: list[dict] | None = None, swish_optimum: dict | None = None,
+                optimum_linear_r2: float | None = None) -> list[dict]:
     """Rows ``{claim, measured, criterion, status, reason}`` from the ``fits`` of the results file.
 
     ``shape_gaps`` maps ``(classes, sigma)`` to the analytic-vs-sample shape difference;
-    ``spacing_sweep`` holds Swish fits of the same K at σ = 1 for other placements of the means.
+    ``spacing_sweep`` holds Swish fits of the same K at σ = 1 for other placements of the means;
+    ``swish_optimum``: :func:`actfn.theory.best_swish` at K = 20, σ = 1, with ``pwl_objective``, the
+    learned piecewise-linear f's L on the same knots; ``optimum_linear_r2``: R² of a line through the
+    posterior-mixture optimum at K = 20, σ = 10 on the knots.
     """
     rows = []
     two = _pick(fits, 2, 1.0)
@@ -75,17 +84,17 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
                                   NOT_TESTABLE, "the knots do not pin β (see actfn.fitting.beta_identified)"))
         else:
             status, why = band(beta, se, 2.5, 0.25)
-            status = DIFFERS if status == NOT_REPRODUCED else status     # (Swish-like, with another β)
+            status = _as_number(status)
             rows.append({**claim_row("K=20, σ=1: β ≈ 2.5", f"β = {beta:.2f} ± {se:.2f}", "95 % interval of β within 2.5 ± 0.25",
                                      status, why + ("" if status != DIFFERS else ". " + _beta_reason(mean_range, spacing_sweep))),
-                         "if the threshold moves": sensitivity(lambda t: band(beta, se, 2.5, t)[0], 0.25)})
+                         "if the threshold moves": sensitivity(lambda t: _as_number(band(beta, se, 2.5, t)[0]), 0.25)})
         x0, x0_se = mid["x0"], mid.get("x0_se", float("nan"))
         status, why = band(x0, x0_se, 0.0, 0.2)
-        status = DIFFERS if status == NOT_REPRODUCED else status
+        status = _as_number(status)
         rows.append({**claim_row("K=20, σ=1: x₀ ≈ 0", f"x₀ = {x0:.2f} ± {x0_se:.2f}", "95 % interval of x₀ within 0 ± 0.2",
                                  status, why + ("" if status != DIFFERS else ": the kink sits to the right of the "
                                  "mixture's centre: f stays flat over the classes that end up negatively correlated")),
-                     "if the threshold moves": sensitivity(lambda t: band(x0, x0_se, 0.0, t)[0], 0.2)})
+                     "if the threshold moves": sensitivity(lambda t: _as_number(band(x0, x0_se, 0.0, t)[0]), 0.2)})
 
     for sig, word, cmp in ((0.6, "sharper (larger β)", np.greater), (10.0, "broader (smaller β)", np.less)):
         a, b = _pick(fits, 20, sig), _pick(fits, 20, 1.0)
@@ -135,4 +144,66 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
                              "ratio > 1", REPRODUCED if med > 1 else NOT_REPRODUCED,
                              "closed-form moments are computed once per mixture; a step is two small "
                              "matrix-vector products, against 10k fresh samples per sample step"))
+    rows += _profile_claims(fits, swish_optimum, optimum_linear_r2)
+    return rows
+
+
+LINEAR = 0.01       # "nearly linear": 1 − R² of a straight line at most this
+
+
+def _profile_claims(fits, swish_optimum, optimum_linear_r2=None) -> list[dict]:
+    """The sign pattern of ρ at K=20, σ=1; σ = 10 "nearly linear"; "Swish is optimal" (§4.1, §5.1)."""
+    rows = []
+    mid = _pick(fits, 20, 1.0)
+    claim = "K=20, σ=1: negative ρₖ for low classes, positive for high classes"
+    if mid is None or "correlations" not in mid:
+        rows.append(claim_row(claim, "-", "-", NOT_TESTABLE, "no K=20, σ=1 run in this build"))
+    else:
+        rho = np.asarray(mid["correlations"])
+        n_neg = int((rho < 0).sum())
+        ordered = 0 < n_neg < len(rho) and (rho[:n_neg] < 0).all() and (rho[n_neg:] > 0).all()
+        neg = rho[rho < 0]
+        rows.append(claim_row(claim, f"ρ < 0 for {n_neg} of {len(rho)} classes (classes ordered by mean), from "
+                                     f"{neg.min():.3f} to {neg.max():.3f}; ρ > 0 for {len(rho) - n_neg}, up to {rho.max():.3f}",
+                              "the negatively correlated classes are exactly the lowest ones, and both signs occur",
+                              REPRODUCED if ordered else NOT_REPRODUCED,
+                              "one boundary splits the classes" if ordered else "the signs are not split by one boundary"))
+    wide = _pick(fits, 20, 10.0)
+    claim = "σ = 10: broad, nearly linear"
+    if wide is None or "linear_r2" not in wide:
+        rows.append(claim_row(claim, "-", "-", NOT_TESTABLE, "no K=20, σ = 10 run in this build"))
+    else:
+        gap = 1 - wide["linear_r2"]
+        opt_gap = 1 - optimum_linear_r2 if optimum_linear_r2 is not None else float("nan")
+
+        def verdict(t):
+            if not np.isfinite(opt_gap):
+                return REPRODUCED if gap <= t else NOT_REPRODUCED
+            return (REPRODUCED if max(gap, opt_gap) <= t else DIFFERS if min(gap, opt_gap) <= t else NOT_REPRODUCED)
+
+        why = {REPRODUCED: "f is a line to within the criterion",
+               DIFFERS: "the optimum of the objective is nearly linear on the knots, the learned f is not: the "
+                        "objective is so flat at σ = 10 that training does not get there" if opt_gap <= LINEAR else
+                        "the learned f is nearly linear, the optimum is not",
+               NOT_REPRODUCED: "f bends visibly"}[verdict(LINEAR)]
+        rows.append({**claim_row(claim, f"1 − R² of a straight line through f on the knots: learned {gap:.2e}"
+                                        + (f", the optimum (posterior mixture) {opt_gap:.2e}" if np.isfinite(opt_gap) else "")
+                                        + f"; {wide['mass_outside_knots']:.0%} of the inputs fall outside the knots, where "
+                                          f"f is linear by construction; −L = {-wide['final_loss']:.1e}",
+                                 f"1 − R² of a line ≤ {LINEAR:g}, for the learned f and the optimum", verdict(LINEAR), why),
+                     "if the threshold moves": sensitivity(verdict, LINEAR)})
+    claim = "Swish is the optimal activation (§5.1)"
+    if swish_optimum is None:
+        rows.append(claim_row(claim, "-", "-", NOT_TESTABLE, "no comparison with the best Swish in this build"))
+    else:
+        share = swish_optimum["objective"] / swish_optimum["pwl_objective"]
+        verdict = lambda t: REPRODUCED if share >= 1 - t else DIFFERS if share >= 0.95 else NOT_REPRODUCED
+        rows.append({**claim_row(claim, f"best Swish (β = {swish_optimum['beta']:.2f}, x₀ = {swish_optimum['x0']:.2f}): "
+                                        f"−L = {-swish_optimum['objective']:.5f}, {share:.2%} of the best piecewise-linear "
+                                        f"f's {-swish_optimum['pwl_objective']:.5f} (K = 20, σ = 1)",
+                                 "the best Swish scores within 0.1 % of the best f on the same knots",
+                                 verdict(0.001), "Swish is as good as the best f" if verdict(0.001) == REPRODUCED else
+                                 "a close approximation, not the optimum: the optimum is a mixture of the class "
+                                 "posteriors (theory chapter), which Swish only resembles"),
+                     "if the threshold moves": sensitivity(verdict, 0.001)})
     return rows

@@ -118,3 +118,57 @@ def left_tail_rate(means, sigma: float) -> float:
     """
     m = np.sort(np.asarray(means, dtype=float))
     return float((m[1] - m[0]) / sigma ** 2)
+
+
+def stationarity_by_iterations(means, sigma: float, iterations=(50, 200, 800)) -> list[dict]:
+    """The optimum found with more and more L-BFGS iterations: its objective and its stationarity
+    residual.  A residual that falls as the optimiser runs longer, while L has stopped moving, is the
+    optimiser stopping short on a flat objective, not a failure of the stationarity condition."""
+    rows = []
+    for n in iterations:
+        opt = posterior_optimum(means, sigma, iterations=n)
+        rows.append({"iterations": n, "objective": opt.objective, "residual": stationarity_residual(opt)})
+    return rows
+
+
+def optimum_profile(opt: PosteriorOptimum) -> dict:
+    """What the optimum looks like against the one-class-detector bound: how many classes it
+    correlates positively with, and what share of the ceiling -L <= (K-2)/(K-1) it reaches."""
+    k = len(opt.means)
+    return {"classes": k, "positive": int((opt.correlations > 0).sum()),
+            "ceiling_fraction": float(-opt.objective / ((k - 2) / (k - 1))) if k > 2 else float("nan")}
+
+
+def dip_location(opt: PosteriorOptimum, grid: np.ndarray) -> dict:
+    """Where the optimum dips: the minimum of f on ``grid``, the class with the smallest |rho_k| (the
+    boundary between negatively and positively correlated classes) and the class with the smallest
+    weight, and the distance from the minimum of f to the boundary class in class spacings."""
+    m = np.sort(opt.means)
+    spacing = float(m[1] - m[0]) if len(m) > 1 else float("nan")
+    f_min = float(grid[np.argmin(opt(grid))])
+    boundary = float(opt.means[np.argmin(np.abs(opt.correlations))])
+    return {"f_min_at": f_min, "boundary_class_mean": boundary,
+            "smallest_weight_mean": float(opt.means[np.argmin(opt.weights)]), "spacing": spacing,
+            "spacings_from_boundary": (f_min - boundary) / spacing}
+
+
+def best_swish(means, sigma: float, knots) -> dict:
+    """The Swish-shaped f = (x - x0) sigmoid(beta (x - x0)) on ``knots`` (piecewise linear between
+    them) with the best objective L, over beta and x0 (the amplitude and offset are the gauge): how
+    well the outline's "Swish is optimal" holds, against the best piecewise-linear f on the same knots."""
+    from scipy.optimize import minimize
+
+    from .correlation import MixtureCorrelation
+    from .fitting import swish
+
+    kn = torch.as_tensor(np.asarray(knots, dtype=float))
+    mix = MixtureCorrelation(kn, torch.as_tensor(np.asarray(means, dtype=float)), float(sigma))
+    x = kn.numpy()
+
+    def loss(p):
+        return float(mix.objective(torch.as_tensor(swish(x, 1.0, float(np.exp(p[0])), p[1], 0.0))))
+
+    best = min((minimize(loss, [np.log(b), x0], method="Nelder-Mead",
+                         options={"xatol": 1e-7, "fatol": 1e-13, "maxiter": 4000})
+                for b in (0.5, 2.0, 8.0) for x0 in (-1.0, 0.0, 1.0)), key=lambda r: r.fun)
+    return {"beta": float(np.exp(best.x[0])), "x0": float(best.x[1]), "objective": float(best.fun)}

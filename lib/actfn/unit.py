@@ -187,7 +187,8 @@ def summarize(run: UnitRun) -> dict:
         "classes": run.config.classes, "sigma": run.config.sigma, "mode": run.config.mode,
         "beta": sw.params["beta"], "beta_se": sw.beta_se, "beta_identified": sw.identified, "x0": sw.params["x0"], "x0_se": sw.x0_se, "r2": sw.r2,
         "a": sw.params["a"], "c": sw.params["c"],
-        "sigmoid_r2": fits["sigmoid"].r2, "relu_r2": fits["relu"].r2,
+        "sigmoid_r2": fits["sigmoid"].r2, "relu_r2": fits["relu"].r2, "linear_r2": linear_r2(run.knots, run.values),
+        "correlations": np.asarray(run.correlations, dtype=float).tolist(),
         "final_loss": run.final_loss, "initial_loss": run.initial_loss,
         "change_from_init": float(np.abs(run.values - init).max() / spread),
         "mass_outside_knots": mass_outside(class_means(run.config.classes, run.config.mean_range),
@@ -195,6 +196,14 @@ def summarize(run: UnitRun) -> dict:
         "steps": run.config.steps, "seconds": run.seconds, "seconds_per_step": run.seconds / run.config.steps,
         "values": run.values.tolist(),
     }
+
+
+def linear_r2(x, y) -> float:
+    """R² of the least-squares line through (x, y): 1 for a straight f."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    resid = y - np.polyval(np.polyfit(x, y, 1), x)
+    tot = float(((y - y.mean()) ** 2).sum())
+    return float(1 - (resid ** 2).sum() / tot) if tot > 0 else float("nan")
 
 
 def shape_difference(a: np.ndarray, b: np.ndarray) -> float:
