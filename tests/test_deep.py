@@ -182,3 +182,29 @@ def test_beta_by_depth_leaves_out_unidentified_fits_and_needs_an_interval():
     # the same centres with standard errors of 7.5: no verdict
     vague = layers([1.7, 1.8, 2.0, 2.0, 2.9, 3.1], [7.5] * 6, [True] * 6)
     assert {r["claim"]: r for r in deep_claims(run(vague), "cifar10", scale=scale)}[claim]["status"] == "not testable here"
+
+
+def test_layer_evolution_and_cleaner_claims_follow_known_answers():
+    from actfn.deep_claims import deep_claims
+    from actfn.verdicts import Scale
+
+    knots = np.linspace(-3, 3, 33)
+    swish = knots / (1 + np.exp(-2.5 * knots))
+    mid = [dict(layer=i, beta=2.5, beta_se=0.05, identified=True, r2=0.999, relu_r2=0.98, x0=0.0) for i in range(3, 6)]
+    early = [dict(layer=i, beta=1.7, beta_se=0.05, identified=True, r2=0.999, relu_r2=0.97, x0=0.0) for i in range(3)]
+    late = [dict(layer=i, beta=300.0, beta_se=0.01, identified=False, r2=0.999, relu_r2=0.999, x0=0.0) for i in range(6, 9)]
+    runs = [dict(model=m, activation="pwl", mode="backprop", history=[], layers=early + mid + late, gaussianity=[],
+                 test_acc=0.8, epochs=20, seed=k) for m in ("vgg11", "resnet10") for k in range(3)]
+    for k, r in enumerate(runs):        # ResNet cleaner in every seed
+        if r["model"] == "resnet10":
+            r["layers"] = [dict(l, r2=0.9995 + 1e-5 * k) for l in r["layers"]]
+    evolution = {("vgg11", "backprop"): [(10, np.maximum(knots, 0)), (100, swish * 0.99), (200, swish)]}
+    rows = {r["claim"]: r for r in deep_claims(runs, "cifar10", scale=Scale("cifar10", seeds=3, epochs=20),
+                                               evolution=evolution)}
+    assert rows["vgg11: mid layers β ≈ 2.5, late layers nearly ReLU"]["status"] == "reproduced"
+    assert rows["ResNet-10 learns cleaner activation shapes than VGG-11 (§4.2)"]["status"] == "reproduced"
+    assert rows["vgg11 layer 0: starts at its ReLU init, ends a stable Swish (§4.2, activation evolution)"]["status"] == "reproduced"
+    # three epochs: the same numbers, not testable
+    rows = {r["claim"]: r for r in deep_claims(runs, "cifar10", scale=Scale("cifar10", seeds=3, epochs=3),
+                                               evolution=evolution)}
+    assert rows["vgg11: mid layers β ≈ 2.5, late layers nearly ReLU"]["status"] == "not testable here"

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .checks import require, require_learning_rate
 from .correlation import correlation_objective
 from .data import CLASSES, DATASETS, ImageData, batches, check_labels
-from .fitting import fit_swish
+from .fitting import fit_relu, fit_swish
 from .kernels import warm_up
 from .memory import recycled_memory
 from .models import ACTIVATIONS, MODELS, activation_layers, build_model
@@ -301,8 +301,7 @@ def layer_fits(model) -> list[dict]:
         knots = layer.knots.cpu().numpy()
         fit = fit_swish(knots, values)
         rows.append({"layer": i, "beta": fit.params["beta"], "beta_se": fit.beta_se, "identified": fit.identified,
-                     "x0": fit.params["x0"],
-                     "r2": fit.r2})
+                     "x0": fit.params["x0"], "r2": fit.r2, "relu_r2": fit_relu(knots, values).r2})
     return rows
 
 

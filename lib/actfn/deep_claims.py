@@ -154,6 +154,82 @@ def _shape_claims(s, scale) -> list[dict]:
     return rows
 
 
+def _layer_claims(s, scale) -> list[dict]:
+    """Mid layers β ≈ 2.5, late layers nearly ReLU (§4.2, "layer-wise variation")."""
+    layers = s["layers"]
+    n = len(layers)
+    if s["mode"] != "backprop" or n < 3:
+        return []
+    third = max(1, n // 3)
+    mid, late = layers[third:n - third], layers[-third:]
+    d = _depth_summary(mid)
+    claim = f"{s['model']}: mid layers β ≈ 2.5, late layers nearly ReLU"
+    criterion = ("precision-weighted mean β of the middle layers within 2.5 ± 0.25 (95 % interval), and every layer of "
+                 "the last third ReLU-shaped (ReLU R² ≥ 0.99, or a β too steep for the knots to resolve)")
+    relu_like = [l.get("relu_r2", float("nan")) >= 0.99 or (not l.get("identified", True) and l["beta"] > 1) for l in late]
+    measured = (f"middle layers: weighted mean β {d['weighted_mean']:.2f} ± {d['weighted_mean_se']:.2f} ({d['used']} "
+                f"fits); last third: {sum(relu_like)} of {len(late)} layers ReLU-shaped")
+    missing = scale.missing(**NEEDS["shape"])
+    if missing:
+        return [_untestable(claim, measured, criterion, missing, scale)]
+    mid_verdict, why = band(d["weighted_mean"], d["weighted_mean_se"], 2.5, 0.25)
+    late_verdict = REPRODUCED if all(relu_like) else NOT_REPRODUCED
+    parts = (mid_verdict, late_verdict)
+    status = (NOT_TESTABLE if NOT_TESTABLE in parts else REPRODUCED if parts == (REPRODUCED, REPRODUCED)
+              else NOT_REPRODUCED if parts == (NOT_REPRODUCED, NOT_REPRODUCED) else DIFFERS)
+    return [claim_row(claim, measured, criterion, status, f"middle: {why}; last third: {late_verdict}", scale.text())]
+
+
+def _evolution_claim(evolution, scale) -> list[dict]:
+    """Stages of the activation over training (§4.2): it starts at its ReLU init, and ends as a stable
+    Swish.  ``evolution``: (model, mode) -> [(step, knot values of the first layer)], in step order."""
+    from .fitting import fit_swish
+
+    rows = []
+    for (model, mode), snaps in evolution.items():
+        if mode != "backprop" or len(snaps) < 3:
+            continue
+        knots = np.linspace(-3, 3, len(snaps[0][1]))
+        init = np.maximum(knots, 0)
+        first_gap = shape_difference(np.asarray(snaps[0][1]), init)
+        last_change = shape_difference(np.asarray(snaps[-2][1]), np.asarray(snaps[-1][1]))
+        r2 = fit_swish(knots, np.asarray(snaps[-1][1])).r2
+        claim = f"{model} layer 0: starts at its ReLU init, ends a stable Swish (§4.2, activation evolution)"
+        criterion = "first snapshot within 0.1 of ReLU, last two snapshots within 0.05, final Swish R² > 0.99 (z-scored shape gaps)"
+        measured = (f"gap to ReLU at step {snaps[0][0]}: {first_gap:.3f}; change over the last two snapshots: "
+                    f"{last_change:.3f}; final Swish R² {r2:.4f}")
+        missing = scale.missing(**NEEDS["shape"])
+        if missing:
+            rows.append(_untestable(claim, measured, criterion, missing, scale))
+            continue
+        held = [first_gap < 0.1, last_change < 0.05, r2 > 0.99]
+        rows.append(claim_row(claim, measured, criterion, REPRODUCED if all(held) else DIFFERS if any(held) else
+                              NOT_REPRODUCED, f"{sum(held)} of 3 stages as described", scale.text()))
+    return rows
+
+
+def _cleaner_claim(summaries, scale) -> list[dict]:
+    """"Cleaner activation shapes" in ResNet (§4.2): a higher mean Swish R² over layers, paired by seed."""
+    mean_r2 = lambda s: float(np.mean([l["r2"] for l in s["layers"]])) if s["layers"] else float("nan")
+    vgg = {s.get("seed", 0): mean_r2(s) for s in _runs(summaries, "vgg11") if s["layers"]}
+    res = {s.get("seed", 0): mean_r2(s) for s in _runs(summaries, "resnet10") if s["layers"]}
+    seeds = sorted(set(vgg) & set(res))
+    if not seeds:
+        return []
+    claim = "ResNet-10 learns cleaner activation shapes than VGG-11 (§4.2)"
+    criterion = "mean Swish R² over layers higher for ResNet-10, 95 % interval of the difference (paired by seed) above 0"
+    diffs = [res[k] - vgg[k] for k in seeds]
+    measured = f"mean Swish R² over layers: ResNet-10 {np.mean([res[k] for k in seeds]):.4f}, VGG-11 {np.mean([vgg[k] for k in seeds]):.4f}"
+    missing = scale.missing(**NEEDS["comparison"]) + scale.missing(**NEEDS["shape"])
+    if missing:
+        return [_untestable(claim, measured, criterion, missing, scale)]
+    d, se = _mean_se(diffs)
+    lo, hi = d - Z95 * se, d + Z95 * se
+    status = REPRODUCED if lo > 0 else (NOT_REPRODUCED if hi < 0 else NOT_TESTABLE)
+    return [claim_row(claim, measured, criterion, status, f"difference {d:+.4f}, 95 % interval [{lo:+.4f}, {hi:+.4f}]",
+                      scale.text())]
+
+
 def _gaussian_claim(summaries, scale):
     ks = [g["ks"] for s in summaries if s["activation"] == "pwl" and s["mode"] == "backprop" for g in s["gaussianity"]]
     if not ks:
@@ -174,21 +250,24 @@ def _gaussian_claim(summaries, scale):
 
 
 def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = None,
-                scale: Scale | None = None) -> list[dict]:
+                scale: Scale | None = None, evolution: dict | None = None) -> list[dict]:
     """Rows ``{claim, measured, criterion, status, reason, scale}`` (and ``if the threshold moves``
     where a threshold decides).  ``scale``: the run's scale (default: from the summaries, one seed);
-    ``final_knots`` maps ``(model, mode)`` to the final knot vectors per layer."""
+    ``final_knots`` maps ``(model, mode)`` to the final knot vectors per layer; ``evolution`` maps
+    ``(model, mode)`` to the first layer's knot values over training, ``[(step, values)]``."""
     scale = _scale(summaries, dataset, scale)
     rows = [_accuracy_claim(summaries, scale, "vgg11", 0.88), _accuracy_claim(summaries, scale, "resnet10", 0.90)]
     for model in dict.fromkeys(s["model"] for s in summaries):
         if _runs(summaries, model) and _runs(summaries, model, "relu"):
             rows.append(_comparable_claim(summaries, scale, model))
-    if _runs(summaries, "vgg11") and _runs(summaries, "resnet10"):
+    if any(s["history"] for s in _runs(summaries, "vgg11")) and any(s["history"] for s in _runs(summaries, "resnet10")):
         rows.append(_converges_claim(summaries, scale))
     first_seed = min((s.get("seed", 0) for s in summaries), default=0)
     for s in summaries:
         if s["activation"] == "pwl" and s["layers"] and s.get("seed", 0) == first_seed:
-            rows += _shape_claims(s, scale)
+            rows += _shape_claims(s, scale) + _layer_claims(s, scale)
+    rows += _cleaner_claim(summaries, scale)
+    rows += _evolution_claim(evolution or {}, scale)
     rows += _gaussian_claim(summaries, scale)
     if final_knots:
         for m in dict.fromkeys(k[0] for k in final_knots):
