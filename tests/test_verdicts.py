@@ -32,3 +32,12 @@ def test_a_row_must_use_the_vocabulary():
     assert claim_row("c", "m", "k", NOT_TESTABLE, "r", scale="s")["scale"] == "s"
     with pytest.raises(ValueError, match="'not run' is not one of"):
         claim_row("c", "m", "k", "not run", "r")
+
+
+def test_above_zero_and_combine():
+    from actfn.verdicts import DIFFERS, above_zero, combine
+
+    assert above_zero(1.0, 0.1)[0] == REPRODUCED and above_zero(-1.0, 0.1)[0] == NOT_REPRODUCED
+    assert above_zero(0.1, 0.1)[0] == NOT_TESTABLE and above_zero(float("nan"), 0.1)[0] == NOT_TESTABLE
+    assert combine([REPRODUCED, REPRODUCED]) == REPRODUCED and combine([REPRODUCED, NOT_TESTABLE]) == NOT_TESTABLE
+    assert combine([NOT_REPRODUCED] * 2) == NOT_REPRODUCED and combine([REPRODUCED, NOT_REPRODUCED]) == DIFFERS

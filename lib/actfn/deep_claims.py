@@ -12,7 +12,8 @@ import numpy as np
 
 from .fitting import precision_summary
 from .unit import shape_difference
-from .verdicts import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, Z95, Scale, band, claim_row, sensitivity
+from .verdicts import (DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, Z95, Scale, above_zero, band, claim_row,
+                       combine, sensitivity)
 
 PAPER_COMMAND = ("jupytext --to ipynb book/deep_networks.md -o - | papermill - runs/deep_paper.ipynb "
                  "-f params/deep_networks/paper.yaml -p dataset cifar10")
@@ -100,8 +101,7 @@ def _converges_claim(summaries, scale):
     if missing:
         return _untestable(claim, measured, criterion, missing, scale)
     d, se = _mean_se(diffs)
-    lo, hi = d - Z95 * se, d + Z95 * se
-    status = REPRODUCED if lo > 0 else (NOT_REPRODUCED if hi < 0 else NOT_TESTABLE)
+    status, lo, hi = above_zero(d, se)
     return claim_row(claim, measured, criterion, status, f"difference {d * 100:+.1f} points, 95 % interval "
                      f"[{lo * 100:+.1f}, {hi * 100:+.1f}]" + (": too wide to decide" if status == NOT_TESTABLE else ""),
                      scale.text())
@@ -142,11 +142,8 @@ def _shape_claims(s, scale) -> list[dict]:
     broad, why_broad = band(early["weighted_mean"], early["weighted_mean_se"], *EARLY_BETA)
     d = late["weighted_mean"] - early["weighted_mean"]
     se = float(np.hypot(late["weighted_mean_se"], early["weighted_mean_se"]))
-    sharper = (NOT_TESTABLE if not np.isfinite(d) else REPRODUCED if d - Z95 * se > 0
-               else NOT_REPRODUCED if d + Z95 * se < 0 else NOT_TESTABLE)
-    parts = (broad, sharper)
-    status = (NOT_TESTABLE if NOT_TESTABLE in parts else REPRODUCED if parts == (REPRODUCED, REPRODUCED)
-              else NOT_REPRODUCED if parts == (NOT_REPRODUCED, NOT_REPRODUCED) else DIFFERS)
+    sharper = above_zero(d, se)[0]
+    status = combine((broad, sharper))
     rows.append({**claim_row(claim, measured, criterion, status,
                              f"early: {why_broad}; sharper: {sharper} (difference {d:.2f} ± {Z95 * se:.2f})", scale.text()),
                  "if the threshold moves": sensitivity(lambda t: band(early["weighted_mean"], early["weighted_mean_se"],
@@ -174,10 +171,7 @@ def _layer_claims(s, scale) -> list[dict]:
         return [_untestable(claim, measured, criterion, missing, scale)]
     mid_verdict, why = band(d["weighted_mean"], d["weighted_mean_se"], 2.5, 0.25)
     late_verdict = REPRODUCED if all(relu_like) else NOT_REPRODUCED
-    parts = (mid_verdict, late_verdict)
-    status = (NOT_TESTABLE if NOT_TESTABLE in parts else REPRODUCED if parts == (REPRODUCED, REPRODUCED)
-              else NOT_REPRODUCED if parts == (NOT_REPRODUCED, NOT_REPRODUCED) else DIFFERS)
-    return [claim_row(claim, measured, criterion, status, f"middle: {why}; last third: {late_verdict}", scale.text())]
+    return [claim_row(claim, measured, criterion, combine((mid_verdict, late_verdict)), f"middle: {why}; last third: {late_verdict}", scale.text())]
 
 
 def _evolution_claim(evolution, scale) -> list[dict]:
@@ -203,8 +197,8 @@ def _evolution_claim(evolution, scale) -> list[dict]:
             rows.append(_untestable(claim, measured, criterion, missing, scale))
             continue
         held = [first_gap < 0.1, last_change < 0.05, r2 > 0.99]
-        rows.append(claim_row(claim, measured, criterion, REPRODUCED if all(held) else DIFFERS if any(held) else
-                              NOT_REPRODUCED, f"{sum(held)} of 3 stages as described", scale.text()))
+        rows.append(claim_row(claim, measured, criterion, combine(REPRODUCED if h else NOT_REPRODUCED for h in held),
+                              f"{sum(held)} of 3 stages as described", scale.text()))
     return rows
 
 
@@ -224,8 +218,7 @@ def _cleaner_claim(summaries, scale) -> list[dict]:
     if missing:
         return [_untestable(claim, measured, criterion, missing, scale)]
     d, se = _mean_se(diffs)
-    lo, hi = d - Z95 * se, d + Z95 * se
-    status = REPRODUCED if lo > 0 else (NOT_REPRODUCED if hi < 0 else NOT_TESTABLE)
+    status, lo, hi = above_zero(d, se)
     return [claim_row(claim, measured, criterion, status, f"difference {d:+.4f}, 95 % interval [{lo:+.4f}, {hi:+.4f}]",
                       scale.text())]
 

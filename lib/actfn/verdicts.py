@@ -98,3 +98,23 @@ def columns(claim_header: str) -> list[tuple]:
     """The columns of every claims table (for :func:`actfn.report.markdown_table`)."""
     return [("claim", claim_header), ("measured", "measured here"), ("criterion", "criterion"), ("status", "verdict"),
             ("reason", "why"), ("if the threshold moves", "if the threshold moves")]
+
+
+def above_zero(estimate: float, se: float) -> tuple[str, float, float]:
+    """(verdict, low, high) for "the difference is positive", from its 95 % interval: reproduced when
+    the interval lies above 0, not reproduced when below, not testable here when it holds 0."""
+    lo, hi = estimate - Z95 * se, estimate + Z95 * se
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return NOT_TESTABLE, lo, hi
+    return (REPRODUCED if lo > 0 else NOT_REPRODUCED if hi < 0 else NOT_TESTABLE), lo, hi
+
+
+def combine(parts) -> str:
+    """One verdict for a claim of several parts: not testable if any part is, reproduced if all are,
+    not reproduced if all fail, else differs."""
+    parts = tuple(parts)
+    if NOT_TESTABLE in parts:
+        return NOT_TESTABLE
+    if all(p == REPRODUCED for p in parts):
+        return REPRODUCED
+    return NOT_REPRODUCED if all(p == NOT_REPRODUCED for p in parts) else DIFFERS
