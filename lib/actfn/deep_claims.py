@@ -64,7 +64,7 @@ def _accuracy_claim(summaries, scale, model, target):
     measured = f"{acc:.1%} after {runs[0]['epochs']} epochs ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
     missing = scale.missing(**NEEDS["accuracy"])
     if missing:
-        return _untestable(claim, measured, criterion, missing, scale, f". The outline's setting: {PAPER_COMMAND}")
+        return _untestable(claim, measured, criterion, missing, scale, f". The outline's setting: `{PAPER_COMMAND}`")
     status, why = band(acc, se, target, ACCURACY_POINTS)
     return claim_row(claim, measured, criterion, status, why, scale.text())
 
