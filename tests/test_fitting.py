@@ -60,3 +60,19 @@ def test_precision_summary_weights_and_leaves_out():
     # ties: equal weights, the lower middle value (inverted CDF)
     assert precision_summary([1.0, 3.0], [1.0, 1.0])["weighted_median"] == 1.0
     assert np.isnan(precision_summary([], [])["weighted_median"])
+
+
+def test_weighted_fit_follows_the_weighted_points():
+    # a Swish with beta 2 on the right half, a different shape on the left: weights on the right recover beta 2
+    x = np.linspace(-3, 3, 61)
+    y = np.where(x > 0, x * expit(2.0 * x), 0.3 * np.sin(3 * x))
+    right = np.where(x > 0, 1.0, 1e-6)
+    fit_w = fit_swish(x, y, weights=right)
+    assert fit_w.params["beta"] == pytest.approx(2.0, rel=0.05) and fit_w.r2 > 0.999
+    assert fit_swish(x, y).r2 < fit_w.r2
+
+
+def test_a_bend_beyond_the_points_is_unidentified():
+    x = np.linspace(-3, 3, 33)
+    far = fit_swish(x, (x - 9.0) * expit(0.2 * (x - 9.0)))    # the bend at 9, the edge of the range of x0
+    assert abs(far.params["x0"]) > 8.9 and not far.identified

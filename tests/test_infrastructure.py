@@ -92,6 +92,8 @@ def test_claims_verdicts_follow_the_numbers():
     # an interval wider than the tolerance decides nothing; an unidentified β is not read at all
     fits[1].update(beta=2.5, beta_se=7.5)
     assert {r["claim"]: r for r in unit_claims(fits)}["K=20, σ=1: β ≈ 2.5"]["status"] == NOT_TESTABLE
+    fits[3]["beta_identified"] = False          # the σ = 10 fit: a bend beyond the knots
+    assert {r["claim"]: r for r in unit_claims(fits)}["σ = 10.0: broader (smaller β) than σ = 1"]["status"] == NOT_TESTABLE
     fits[1].update(beta=994.0, beta_se=0.0, beta_identified=False)
     row = {r["claim"]: r for r in unit_claims(fits)}["K=20, σ=1: β ≈ 2.5"]
     assert row["status"] == NOT_TESTABLE and "unidentified" in row["measured"]

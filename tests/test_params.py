@@ -60,7 +60,7 @@ BAD = {
     "unit_experiments": {
         "classes": 4, "sigmas": [1.0, -1.0], "modes": ["analytic", "exact"], "steps": 0, "lr": 1e6, "samples": 1,
         "num_knots": 1, "mean_range": 0, "init": "gelu", "smoothness": -0.1, "normalize": "yes", "seed": "0",
-        "mean_ranges": 2.0, "seed_repeats": -1, "results_dir": "/proc/no-such/results", "wandb_mode": "sometimes",
+        "mean_ranges": 2.0, "seed_repeats": -1, "map_sigmas": [0.0], "results_dir": "/proc/no-such/results", "wandb_mode": "sometimes",
         "wandb_project": ""},
     "deep_networks": {
         "dataset": "mnist", "data_root": None, "download": 1, "model": ["vgg11", "vgg19"], "mode": "local",

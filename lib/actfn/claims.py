@@ -21,8 +21,9 @@ def _beta_reason(mean_range, sweep):
     text = (f"Swish-like, but with a different β. The outline does not say where the means sit; here they are "
             f"on [−{mean_range:g}, {mean_range:g}]")
     if sweep:
-        good = [r for r in sweep if r["r2"] > 0.99]
-        hit = [r for r in good if abs(r["beta"] - 2.5) <= 0.25 and abs(r["x0"]) <= 0.2]
+        good = [r for r in sweep if r["r2"] > 0.99 and r.get("identified", True)]
+        hit = [r for r in good if r["reached"]] if all("reached" in r for r in good) else \
+            [r for r in good if abs(r["beta"] - 2.5) <= 0.25 and abs(r["x0"]) <= 0.2]
         lo, hi = (min(r["beta"] for r in good), max(r["beta"] for r in good)) if good else (float("nan"),) * 2
         radii = ", ".join(format(r["mean_range"], "g") for r in sweep)
         text += (f". Over the spacing sweep (means on [−r, r], r ∈ {{{radii}}}) "
@@ -105,7 +106,13 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
         holds = bool(cmp(a["beta"], b["beta"]))
         reason = "as stated" if holds else "the β order is the other way round"
         status = REPRODUCED if holds else NOT_REPRODUCED
-        if a["r2"] < 0.99:
+        if not (a.get("beta_identified", True) and b.get("beta_identified", True)):
+            status = NOT_TESTABLE
+            reason = (f"the Swish fit at σ = {sig if not a.get('beta_identified', True) else 1} does not pin β (a bend "
+                      "beyond the knots, or steeper than they resolve): its β means nothing"
+                      + (f"; the learned f there has Swish R² = {a['r2']:.3f}, and the objective is almost flat "
+                         f"(−L = {-a['final_loss']:.1e})" if a["r2"] < 0.99 else ""))
+        elif a["r2"] < 0.99:
             status = NOT_REPRODUCED
             reason = (f"at σ = {sig} the learned f is not Swish-like (Swish R² = {a['r2']:.3f}), so its β means "
                       f"little; {a['mass_outside_knots']:.0%} of the inputs fall outside the knot range, where f is "

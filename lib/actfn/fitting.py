@@ -46,8 +46,8 @@ class ShapeFit:
     params: dict
     r2: float
     beta_se: float = float("nan")
-    # False when the data do not pin beta (see beta_identified): its value and standard error then
-    # mean nothing, and summaries leave it out
+    # False when the data do not pin beta (see beta_identified) or x0 sits at its bound: the values
+    # and standard errors then mean nothing, and summaries leave the fit out
     identified: bool = True
     x0_se: float = float("nan")
 
@@ -55,23 +55,26 @@ class ShapeFit:
         return asdict(self)
 
 
-def r_squared(y, y_hat) -> float:
-    ss_res = float(np.sum((y - y_hat) ** 2))
-    ss_tot = float(np.sum((y - np.mean(y)) ** 2))
+def r_squared(y, y_hat, weights=None) -> float:
+    w = np.ones_like(y, dtype=float) if weights is None else np.asarray(weights, float)
+    ss_res = float(np.sum(w * (y - y_hat) ** 2))
+    ss_tot = float(np.sum(w * (y - np.average(y, weights=w)) ** 2))
     return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
 
 
-def _best_fit(func, x, y, starts, bounds):
+def _best_fit(func, x, y, starts, bounds, weights=None):
+    # weights w: least squares of sum w (y - f)^2, i.e. curve_fit's sigma = 1 / sqrt(w)
+    sigma = None if weights is None else 1.0 / np.sqrt(np.asarray(weights, float))
     best = None
     for p0 in starts:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", OptimizeWarning)
                 warnings.simplefilter("ignore", RuntimeWarning)
-                popt, pcov = curve_fit(func, x, y, p0=p0, bounds=bounds, maxfev=20000)
+                popt, pcov = curve_fit(func, x, y, p0=p0, bounds=bounds, maxfev=20000, sigma=sigma)
         except (RuntimeError, ValueError):
             continue
-        r2 = r_squared(y, func(x, *popt))
+        r2 = r_squared(y, func(x, *popt), weights)
         if best is None or r2 > best[2]:
             best = (popt, pcov, r2)
     if best is None:
@@ -86,7 +89,7 @@ def _starts(x, y):
     return amp, span, float(np.min(y))
 
 
-def _fit_gated(func, family: str, x, y, amplitude: str) -> ShapeFit:
+def _fit_gated(func, family: str, x, y, amplitude: str, weights=None) -> ShapeFit:
     """Fit a four-parameter family (a, beta, x0, c) from a grid of starts; beta in [1e-3, 1e3]."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     slope, span, ymin = _starts(x, y)
@@ -94,11 +97,13 @@ def _fit_gated(func, family: str, x, y, amplitude: str) -> ShapeFit:
     lim = 3 * float(np.max(np.abs(x)))
     starts = [(s * amp, b, x0, ymin) for s, b, x0 in itertools.product((1, -1), (0.5, 1.5, 3.0, 8.0), (-1.0, 0.0, 1.0))]
     bounds = ([-np.inf, BETA_BOUNDS[0], -lim, -np.inf], [np.inf, BETA_BOUNDS[1], lim, np.inf])
-    popt, pcov, r2 = _best_fit(func, x, y, starts, bounds)
+    popt, pcov, r2 = _best_fit(func, x, y, starts, bounds, weights)
     se, x0_se = (float(np.sqrt(pcov[1, 1])), float(np.sqrt(pcov[2, 2]))) if np.all(np.isfinite(pcov)) else (float("nan"),) * 2
     spacing = float(np.min(np.diff(np.unique(x)))) if len(np.unique(x)) > 1 else None
+    # (an x0 at its bound: the bend lies beyond the points, which then cannot place it)
+    x0_inside = abs(float(popt[2])) < (1 - AT_BOUND) * lim
     return ShapeFit(family, dict(zip(("a", "beta", "x0", "c"), map(float, popt))), r2, se,
-                    beta_identified(float(popt[1]), se, spacing), x0_se)
+                    beta_identified(float(popt[1]), se, spacing) and x0_inside, x0_se)
 
 
 def beta_identified(beta: float, se: float, spacing: float | None = None) -> bool:
@@ -133,9 +138,10 @@ def precision_summary(betas, ses, identified=None) -> dict:
     return out
 
 
-def fit_swish(x, y) -> ShapeFit:
-    """Fit a (x - x0) sigmoid(beta (x - x0)) + c; x0 within three times the range of x."""
-    return _fit_gated(swish, "swish", x, y, amplitude="slope")
+def fit_swish(x, y, weights=None) -> ShapeFit:
+    """Fit a (x - x0) sigmoid(beta (x - x0)) + c; x0 within three times the range of x.  ``weights``
+    (one per point, e.g. the input density there) weight the squared errors and R²."""
+    return _fit_gated(swish, "swish", x, y, amplitude="slope", weights=weights)
 
 
 def fit_sigmoid(x, y) -> ShapeFit:

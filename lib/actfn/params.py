@@ -128,6 +128,7 @@ def _specs() -> dict[str, dict[str, Rule]]:
             "steps": integer(1), "lr": LEARNING_RATE, "samples": integer(2), "num_knots": integer(2),
             "mean_range": number(gt=0), "init": choice(INITS), "smoothness": number(ge=0), "normalize": BOOLEAN,
             "seed": integer(0), "mean_ranges": list_of(number(gt=0), empty=True), "seed_repeats": integer(0),
+            "map_sigmas": list_of(number(gt=0), empty=True),
             "results_dir": WRITABLE_FOLDER, **wandb},
         "deep_networks": {
             "dataset": choice(DATASETS), "data_root": TEXT, "download": BOOLEAN, "model": one_or_list(choice(MODELS)),

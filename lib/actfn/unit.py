@@ -211,3 +211,38 @@ def shape_difference(a: np.ndarray, b: np.ndarray) -> float:
     za = (a - a.mean()) / (a.std() or 1.0)
     zb = (b - b.mean()) / (b.std() or 1.0)
     return float(np.abs(za - zb).max())
+
+
+def mixture_density(x, means, sigma: float) -> np.ndarray:
+    """The equal-prior mixture's density at ``x``: where the inputs of the unit actually fall."""
+    x, m = np.asarray(x, float)[:, None], np.asarray(means, float)[None, :]
+    return (np.exp(-(x - m) ** 2 / (2 * sigma ** 2)) / (sigma * math.sqrt(2 * math.pi))).mean(1)
+
+
+TARGET_BETA, TARGET_X0 = (2.5, 0.25), (0.0, 0.2)     # the outline's "β ≈ 2.5, x₀ ≈ 0", with our tolerances
+
+
+def beta_map(classes, sigmas, mean_ranges, show_progress: bool = True, **common) -> list[dict]:
+    """Swish fits of the analytic trainer's f over class count x sigma x mean range: uniform on the
+    knots and weighted by the input density, each with whether β ≈ 2.5 with x₀ ≈ 0 is reached (both
+    95 % intervals inside their tolerances, :data:`TARGET_BETA`, :data:`TARGET_X0`)."""
+    from .fitting import fit_swish
+    from .verdicts import REPRODUCED, band
+
+    cells = [(k, s, r) for k in classes for s in sigmas for r in mean_ranges]
+    if show_progress:
+        from .progress import progress
+        cells = progress(cells, desc="beta map")
+    rows = []
+    for k, s, r in cells:
+        run = train_unit(UnitConfig(classes=k, sigma=s, mode="analytic", **{**common, "mean_range": r}))
+        row = {"classes": k, "sigma": s, "mean_range": r, "spacing": 2 * r / (k - 1) / s, "L": run.final_loss}
+        density = mixture_density(run.knots, class_means(k, r).numpy(), s)
+        for tag, w in (("", None), ("_w", density / density.max())):
+            fit = fit_swish(run.knots, run.values, weights=w)
+            reached = (fit.identified and band(fit.params["beta"], fit.beta_se, *TARGET_BETA)[0] == REPRODUCED
+                       and band(fit.params["x0"], fit.x0_se, *TARGET_X0)[0] == REPRODUCED)
+            row.update({f"beta{tag}": fit.params["beta"], f"beta_se{tag}": fit.beta_se, f"identified{tag}": fit.identified,
+                        f"x0{tag}": fit.params["x0"], f"x0_se{tag}": fit.x0_se, f"r2{tag}": fit.r2, f"reached{tag}": reached})
+        rows.append(row)
+    return rows
