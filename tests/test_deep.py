@@ -208,3 +208,36 @@ def test_layer_evolution_and_cleaner_claims_follow_known_answers():
     rows = {r["claim"]: r for r in deep_claims(runs, "cifar10", scale=Scale("cifar10", seeds=3, epochs=3),
                                                evolution=evolution)}
     assert rows["vgg11: mid layers β ≈ 2.5, late layers nearly ReLU"]["status"] == "not testable here"
+
+
+def test_per_position_gaussianity_has_known_answers():
+    from actfn.gaussianity import cell_tests, power
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 300)
+    gauss = rng.normal(size=(1200, 20))
+    out = cell_tests(gauss, labels)
+    assert out["cells"] == 80 and 0.85 <= out["pass_share"] <= 1.0 and out["n"] == 300   # about 1 − α pass
+    skewed = rng.exponential(size=(1200, 20))
+    assert cell_tests(skewed, labels)["pass_share"] < 0.05
+    gauss[:, 0] = 3.0                                   # a constant (dead) channel is not tested
+    assert cell_tests(gauss, labels)["cells"] == 76
+    small, large = power(30, trials=200), power(1000, trials=100)
+    assert small["skewness 0.5"] < 0.5 < 0.95 < large["skewness 0.5"]
+
+
+def test_gaussianity_claim_is_untestable_when_underpowered():
+    from actfn.deep_claims import deep_claims
+    from actfn.verdicts import Scale
+
+    def run(power_skew):
+        g = {"images": 2000, "alpha": 0.05, "power": {"skewness 0.5": power_skew, "t, 10 df": 0.3},
+             "layers": [{"layer": i, "cells": 100, "pass_share": 0.93, "n": 200} for i in range(3)]}
+        return [dict(model="vgg11", activation="pwl", mode="backprop", history=[], layers=[], gaussianity=[],
+                     gaussianity_position=g, test_acc=0.8, epochs=20, seed=0)]
+
+    claim = "Per-class pre-activations are roughly Gaussian (§5.2)"
+    scale = Scale("cifar10", epochs=20)
+    assert {r["claim"]: r for r in deep_claims(run(0.95), "cifar10", scale=scale)}[claim]["status"] == "reproduced"
+    weak = {r["claim"]: r for r in deep_claims(run(0.4), "cifar10", scale=scale)}[claim]
+    assert weak["status"] == "not testable here" and "underpowered" in weak["reason"]

@@ -30,6 +30,7 @@ from .checks import require, require_learning_rate
 from .correlation import correlation_objective
 from .data import CLASSES, DATASETS, ImageData, batches, check_labels
 from .fitting import fit_relu, fit_swish
+from .gaussianity import position_gaussianity
 from .kernels import warm_up
 from .memory import recycled_memory
 from .models import ACTIVATIONS, MODELS, activation_layers, build_model
@@ -339,6 +340,9 @@ def preactivation_samples(model, data: ImageData, n_images: int = 512, per_class
     return out
 
 
+GAUSSIANITY_IMAGES = 2000    # test images for the per-position Gaussianity tests (about 200 per class)
+
+
 def gaussianity(samples) -> list[dict]:
     """Per layer: median over (channel, class) of the Kolmogorov-Smirnov distance between the
     standardised per-class pre-activations of one channel and N(0, 1), plus the median |skewness|
@@ -400,5 +404,8 @@ def run_experiments(configs: list[DeepConfig], train_data: ImageData, test_data:
         if cfg.activation == "pwl":
             summary["layers"] = layer_fits(model)
         summary["gaussianity"] = gaussianity(preactivation_samples(model, test_data, seed=cfg.seed))
+        if cfg.activation == "pwl":
+            x, y = next(batches(test_data.subset(GAUSSIANITY_IMAGES, seed=cfg.seed), GAUSSIANITY_IMAGES))
+            summary["gaussianity_position"] = position_gaussianity(model, x, y, activation_layers(model))
         out.append({"summary": summary, "run": run, "model": model})
     return out
