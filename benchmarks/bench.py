@@ -29,18 +29,13 @@ from actfn.results import results_dir, write_json_atomic  # noqa: E402
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    """actfn.records.machine (CPU, cores, GPU), with torch's view of the CPU."""
+    from actfn.records import machine as described
+
+    m = described()
+    return {"cpu": m["cpu"], "cores": m["cores"], "torch_threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
-            "python": platform.python_version(), "gpu": gpu}
+            "python": platform.python_version(), "gpu": m["gpu"]}
 
 
 def describe(info: dict) -> str:
