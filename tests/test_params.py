@@ -65,8 +65,9 @@ BAD = {
     "deep_networks": {
         "dataset": "mnist", "data_root": None, "download": 1, "model": ["vgg11", "vgg19"], "mode": "local",
         "baselines": ["gelu"], "epochs": 0, "batch_size": 1, "lr": -1, "act_lr": float("inf"), "per_channel": "no",
-        "width": 0, "train_size": 0, "val_size": 0, "test_size": -5, "seed": -3, "device": "gpu", "resume": "True",
-        "checkpoint_dir": 3, "results_dir": "/proc/no-such/results", "wandb_mode": "on", "wandb_project": None},
+        "width": 0, "train_size": 0, "val_size": 0, "test_size": -5, "seed": [0, 0], "device": "gpu", "resume": "True",
+        "checkpoint_dir": 3, "results_dir": "/proc/no-such/results", "wandb_mode": "on", "wandb_project": None,
+        "record": "deep/record"},
     "infomax": {
         "dataset": "cifar10", "data_root": 0, "download": "no", "activations": ["relu", "gelu"], "Ks": 4,
         "lambdas": [1.0, 0.0], "reference_lambda": -1.0, "constraints": ["none", "unit"], "seeds": 0, "epochs": 0,

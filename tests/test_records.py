@@ -96,3 +96,68 @@ def test_the_record_maker_refuses_a_log_of_other_parameters(tmp_path, monkeypatc
         make_record.main(["infomax", str(ROOT / "params" / "infomax" / "smoke.yaml"), "--work", str(tmp_path / "work"),
                           "--records", str(tmp_path / "records")])
     assert not (tmp_path / "records").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_deep_record(tmp_path_factory):
+    """A record of a tiny deep-network run on Fashion-MNIST (two seeds), written as the chapter writes it."""
+    from actfn import deep_report
+    from actfn.deep import DeepConfig, run_experiments
+
+    root = ROOT / "data"
+    train, test = (D.load_dataset("fashion_mnist", root, train=t) for t in (True, False))
+    common = dict(dataset="fashion_mnist", epochs=1, batch_size=16, width=0.125, train_size=160, val_size=32,
+                  test_size=64, snapshots=3)
+    configs = [DeepConfig(model="vgg11", mode=md, activation=a, seed=sd, **common)
+               for sd in (0, 1) for a, md in (("pwl", "backprop"), ("pwl", "local_correlation"), ("relu", "backprop"))]
+    runs = [r["summary"] for r in run_experiments(configs, train, test, tmp_path_factory.mktemp("ckpt"),
+                                                  show_progress=False)]
+    results = {"made_by": {"code": "test", "parameters": {**common, "seed": [0, 1]}}, "dataset": "fashion_mnist",
+               "source": deep_report.SOURCES["fashion_mnist"], "data_checksum": deep_report.image_checksums(train, test),
+               "n_train": 160, "runs": runs, "claims": []}
+    prov = records.provenance_of(results, ROOT, "python test", [{"seconds": 1.0}])
+    path = records.write(tmp_path_factory.mktemp("records") / "deep_networks" / "tiny.json", "deep_networks", results, prov)
+    return path, train, test
+
+
+def test_a_deep_record_replays_its_first_steps(tiny_deep_record):
+    from actfn import deep_report
+    from actfn.deep import PREFIX_STEPS
+
+    path, train, test = tiny_deep_record
+    rec = records.load(path, "deep_networks")["results"]
+    assert all(len(s["prefix_losses"]) == PREFIX_STEPS and s["final_knots"] and s["evolution"]
+               for s in rec["runs"] if s["activation"] == "pwl")
+    out = deep_report.replay(rec, train, test)
+    assert out["model"] == "vgg11, local_correlation, seed 0" and out["max_relative_difference"] <= 1e-5
+    run = deep_report.replay_run(rec["runs"])
+    run["prefix_losses"][3] *= 1 + 3e-4     # as if the code now computed another loss at step 4
+    with pytest.raises(records.RecordError, match=r"no longer replays: the training loss of step 4 \(vgg11"):
+        deep_report.replay(rec, train, test)
+    rec["data_checksum"]["test"] = "0" * 16
+    with pytest.raises(records.RecordError, match="not the same data"):
+        deep_report.replay(rec, train, test)
+
+
+def test_deep_claims_read_the_same_knots_from_a_record(tiny_deep_record):
+    # the claims judged from a record's summaries are those judged from the live runs' knots
+    from actfn.deep_claims import deep_claims, knots_of
+
+    path, _, _ = tiny_deep_record
+    runs = records.load(path, "deep_networks")["results"]["runs"]
+    final, evolution = knots_of(runs)
+    assert set(final) == {("vgg11", "backprop"), ("vgg11", "local_correlation")}
+    assert all(step > 0 for snaps in evolution.values() for step, _ in snaps)
+    assert deep_claims(runs, "fashion_mnist") == deep_claims(runs, "fashion_mnist", final, None, evolution)
+
+
+def test_the_seed_table_gives_a_t_interval():
+    from actfn import deep_report
+
+    runs = [{"model": "vgg11", "activation": "relu", "mode": "backprop", "test_acc": a} for a in (0.8, 0.9, 1.0)]
+    runs.append({"model": "resnet10", "activation": "relu", "mode": "backprop", "test_acc": 0.7})
+    rows, _ = deep_report.seed_table(runs)
+    assert rows[0]["mean"] == pytest.approx(0.9) and rows[0]["sd"] == pytest.approx(0.1)
+    half = 4.302652729911275 * 0.1 / 3 ** 0.5     # t(0.975, 2 df)
+    assert rows[0]["interval"] == f"[{0.9 - half:.3f}, {0.9 + half:.3f}]"
+    assert rows[1]["seeds"] == 1 and rows[1]["interval"] == "one seed: none"

@@ -1,7 +1,7 @@
 """The shared verdict vocabulary: intervals decide, thresholds are shown moving, scale makes claims untestable."""
 import pytest
 
-from actfn.verdicts import (NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, Scale, band, claim_row, sensitivity)
+from actfn.verdicts import (NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, Scale, above_zero, band, claim_row, sensitivity)
 
 
 def test_a_band_verdict_is_drawn_from_the_interval():
@@ -41,3 +41,16 @@ def test_above_zero_and_combine():
     assert above_zero(0.1, 0.1)[0] == NOT_TESTABLE and above_zero(float("nan"), 0.1)[0] == NOT_TESTABLE
     assert combine([REPRODUCED, REPRODUCED]) == REPRODUCED and combine([REPRODUCED, NOT_TESTABLE]) == NOT_TESTABLE
     assert combine([NOT_REPRODUCED] * 2) == NOT_REPRODUCED and combine([REPRODUCED, NOT_REPRODUCED]) == DIFFERS
+
+
+def test_a_few_seeds_widen_the_interval_to_students_t():
+    from actfn.verdicts import q95
+
+    assert q95() == pytest.approx(1.959964) and q95(2) == pytest.approx(4.302653) and q95(1000) == pytest.approx(1.96, abs=3e-3)
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        q95(0)
+    # 0.5 ± 1.96 * 0.1 lies in 0.5 ± 0.25; with 2 df the interval (± 0.43) does not
+    assert band(0.5, 0.1, 0.5, 0.25)[0] == REPRODUCED
+    status, why = band(0.5, 0.1, 0.5, 0.25, df=2)
+    assert status == NOT_TESTABLE and "t interval (2 df)" in why
+    assert above_zero(0.3, 0.1)[0] == REPRODUCED and above_zero(0.3, 0.1, df=2)[0] == NOT_TESTABLE

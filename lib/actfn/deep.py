@@ -39,6 +39,7 @@ from . import checkpoints
 from .unit import snapshot_steps
 
 DEEP_MODES = ("backprop", "local_correlation")
+PREFIX_STEPS = 8         # training losses kept step by step: what a record's replay retrains and compares
 CHECKPOINT_FORMAT = 2    # 2: tensors and plain values only (weights_only), keyed by data and code
 
 
@@ -94,6 +95,8 @@ class DeepRun:
     seconds: float = 0.0
     steps_per_epoch: int = 0
     val_images: int = 0
+    test_images: int = 0
+    prefix_losses: list = field(default_factory=list)   # the first PREFIX_STEPS training losses
 
 
 def pwl_layers(model) -> list[PiecewiseLinearActivation]:
@@ -167,8 +170,9 @@ def local_correlation_loss(layer: PiecewiseLinearActivation, z: torch.Tensor, la
 
 def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, checkpoint: str | os.PathLike | None = None,
                log=None, show_progress: bool = True, max_epochs: int | None = None,
-               device: str | torch.device = "cpu") -> tuple[DeepRun, torch.nn.Module]:
-    """Train ``cfg.model`` on ``train_data``; ``max_epochs`` stops early (for tests of resuming).
+               device: str | torch.device = "cpu", max_steps: int | None = None) -> tuple[DeepRun, torch.nn.Module]:
+    """Train ``cfg.model`` on ``train_data``; ``max_epochs`` stops early (for tests of resuming), and
+    ``max_steps`` stops after that many steps of the first epoch (a record's replay; no checkpoint).
 
     The data stay on the CPU (augmented there, batch by batch); the model and each batch go to
     ``device``.  Checkpoints can be resumed on another device.
@@ -194,10 +198,10 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
                       "activation": torch.optim.Adam(act_params, lr=cfg.act_lr)}
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     snaps = set(snapshot_steps(steps_per_epoch * cfg.epochs, cfg.snapshots))
-    run = DeepRun(cfg, steps_per_epoch=steps_per_epoch, val_images=len(val))
+    run = DeepRun(cfg, steps_per_epoch=steps_per_epoch, val_images=len(val), test_images=len(test))
     start_epoch = 0
 
-    ckpt = Path(checkpoint) if checkpoint else None
+    ckpt = Path(checkpoint) if checkpoint and max_steps is None else None
     key = checkpoint_key(cfg, train_data, test_data) if ckpt is not None else None
     with checkpoints.claimed(ckpt):
         if ckpt is not None and ckpt.is_file():
@@ -206,12 +210,13 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
             for k, opt in optimizers.items():
                 opt.load_state_dict(state["optimizers"][k])
             run.history, run.snapshots, run.seconds = state["history"], state["snapshots"], state["seconds"]
+            run.prefix_losses = state.get("prefix_losses", [])
             start_epoch = state["epoch"]
         elif acts:
             run.snapshots[0] = [layer.values.detach().cpu().numpy().copy() for layer in acts]
         _train_epochs(cfg, model, acts, act_params, optimizers, train, val, run, classes, steps_per_epoch, snaps,
                       start_epoch, cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs), ckpt, key,
-                      log, show_progress, device)
+                      log, show_progress, device, max_steps)
     if len(run.history) == cfg.epochs:
         run.test_loss, run.test_acc = evaluate(model, test, device=device)
     return run, model
@@ -226,8 +231,9 @@ def checkpoint_key(cfg: DeepConfig, train_data: ImageData, test_data: ImageData)
 
 
 def _train_epochs(cfg, model, acts, act_params, optimizers, train, val, run, classes, steps_per_epoch, snaps,
-                  start_epoch, last_epoch, ckpt, key, log, show_progress, device):
-    """Epochs ``start_epoch`` to ``last_epoch`` of :func:`train_deep`, a checkpoint after each."""
+                  start_epoch, last_epoch, ckpt, key, log, show_progress, device, max_steps=None):
+    """Epochs ``start_epoch`` to ``last_epoch`` of :func:`train_deep`, a checkpoint after each
+    (or only the first ``max_steps`` steps, with no validation and no checkpoint)."""
     capture = _Capture(acts) if cfg.mode == "local_correlation" else None
     model.train()
     # see actfn.memory: each step reuses the last step's pages (a ResNet step about 10 % faster here)
@@ -272,10 +278,14 @@ def _train_epochs(cfg, model, acts, act_params, optimizers, train, val, run, cla
                     for layer in acts:
                         layer.project_(normalize=cfg.normalize)
                     tot_loss += loss.item() * len(y)
+                    if step <= PREFIX_STEPS:
+                        run.prefix_losses.append(loss.item())
                     tot_correct += (out.argmax(1) == y).sum().item()
                     seen += len(y)
                     if step in snaps and acts:
                         run.snapshots[step] = [layer.values.detach().cpu().numpy().copy() for layer in acts]
+                    if max_steps is not None and step >= max_steps:
+                        return
                 run.seconds += time.perf_counter() - t0
                 val_loss, val_acc = evaluate(model, val, device=device)
                 record = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_correct / seen,
@@ -287,10 +297,26 @@ def _train_epochs(cfg, model, acts, act_params, optimizers, train, val, run, cla
                     checkpoints.save(ckpt, key, {
                         "epoch": epoch + 1, "model": model.state_dict(),
                         "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                        "history": run.history, "snapshots": run.snapshots, "seconds": run.seconds})
+                        "history": run.history, "snapshots": run.snapshots, "seconds": run.seconds,
+                        "prefix_losses": run.prefix_losses})
         finally:
             if capture is not None:
                 capture.remove()
+
+
+def _layer_mean(values) -> list[float]:
+    v = np.asarray(values)
+    return (v.mean(0) if v.ndim == 2 else v).tolist()
+
+
+def knot_record(run: DeepRun) -> dict:
+    """The knots a page draws and its claims read, as plain lists (per-channel layers: channel means):
+    every layer's final knots, and the first layer's over training ``[[step, values], ...]``."""
+    if not run.snapshots:
+        return {"final_knots": [], "evolution": []}
+    final = run.snapshots[max(run.snapshots)]
+    return {"final_knots": [_layer_mean(v) for v in final],
+            "evolution": [[int(step), _layer_mean(run.snapshots[step][0])] for step in sorted(run.snapshots)]}
 
 
 def layer_fits(model) -> list[dict]:
@@ -398,9 +424,9 @@ def run_experiments(configs: list[DeepConfig], train_data: ImageData, test_data:
                                 device=device)
         summary = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode, "activation": cfg.activation,
                    "seed": cfg.seed, "epochs": cfg.epochs, "test_acc": run.test_acc, "test_loss": run.test_loss,
-                   "test_images": len(test_data),
+                   "test_images": run.test_images, "config": asdict(cfg), "prefix_losses": run.prefix_losses,
                    "seconds": run.seconds, "history": run.history, "val_images": run.val_images, "layers": [],
-                   "gaussianity": []}
+                   "gaussianity": [], **knot_record(run)}
         if cfg.activation == "pwl":
             summary["layers"] = layer_fits(model)
         summary["gaussianity"] = gaussianity(preactivation_samples(model, test_data, seed=cfg.seed))

@@ -38,14 +38,15 @@ def _scale(summaries, dataset, scale):
                  epochs=min((s["epochs"] for s in summaries), default=None))
 
 
-def _mean_se(values, binomial_n: int | None = None) -> tuple[float, float]:
-    """Mean over seeds and its standard error: the seed spread with two or more seeds, else (one
-    seed) the binomial error of an accuracy on ``binomial_n`` images -- which misses the seed spread."""
+def _mean_se(values, binomial_n: int | None = None) -> tuple[float, float, int | None]:
+    """(mean, standard error, degrees of freedom) over seeds: the seed spread with n - 1 degrees of
+    freedom (its interval a t interval) with two or more seeds, else (one seed) the binomial error of
+    an accuracy on ``binomial_n`` images (df None: a normal interval) -- which misses the seed spread."""
     v = np.asarray(values, float)
     if len(v) >= 2:
-        return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))
+        return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))), len(v) - 1
     m = float(v[0])
-    return m, float(np.sqrt(m * (1 - m) / binomial_n)) if binomial_n else float("nan")
+    return m, (float(np.sqrt(m * (1 - m) / binomial_n)) if binomial_n else float("nan")), None
 
 
 def _untestable(claim, measured, criterion, missing, scale, extra=""):
@@ -59,12 +60,13 @@ def _accuracy_claim(summaries, scale, model, target):
     runs = _runs(summaries, model)
     if not runs:
         return claim_row(claim, "-", criterion, NOT_TESTABLE, f"{model} was not trained in this build", scale.text())
-    acc, se = _mean_se([s["test_acc"] for s in runs], runs[0].get("test_images"))
-    measured = f"{acc:.1%} after {runs[0]['epochs']} epochs ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+    acc, se, df = _mean_se([s["test_acc"] for s in runs], runs[0].get("test_images"))
+    e = runs[0]["epochs"]
+    measured = f"{acc:.1%} after {e} epoch{'s' if e != 1 else ''} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
     missing = scale.missing(**NEEDS["accuracy"])
     if missing:
         return _untestable(claim, measured, criterion, missing, scale, f". The outline's setting: `{PAPER_COMMAND}`")
-    status, why = band(acc, se, target, ACCURACY_POINTS)
+    status, why = band(acc, se, target, ACCURACY_POINTS, df)
     return claim_row(claim, measured, criterion, status, why, scale.text())
 
 
@@ -81,10 +83,10 @@ def _comparable_claim(summaries, scale, model):
     missing = scale.missing(**NEEDS["comparison"])
     if missing:
         return _untestable(claim, measured, criterion, missing, scale)
-    d, se = _mean_se(diffs)
-    status, why = band(d, se, 0.0, COMPARABLE)
+    d, se, df = _mean_se(diffs)
+    status, why = band(d, se, 0.0, COMPARABLE, df)
     return {**claim_row(claim, measured, criterion, status, why, scale.text()),
-            "if the threshold moves": sensitivity(lambda t: band(d, se, 0.0, t)[0], COMPARABLE)}
+            "if the threshold moves": sensitivity(lambda t: band(d, se, 0.0, t, df)[0], COMPARABLE)}
 
 
 def _converges_claim(summaries, scale):
@@ -99,9 +101,9 @@ def _converges_claim(summaries, scale):
     missing = scale.missing(**NEEDS["comparison"])
     if missing:
         return _untestable(claim, measured, criterion, missing, scale)
-    d, se = _mean_se(diffs)
-    status, lo, hi = above_zero(d, se)
-    return claim_row(claim, measured, criterion, status, f"difference {d * 100:+.1f} points, 95 % interval "
+    d, se, df = _mean_se(diffs)
+    status, lo, hi = above_zero(d, se, df)
+    return claim_row(claim, measured, criterion, status, f"difference {d * 100:+.1f} points, 95 % t interval "
                      f"[{lo * 100:+.1f}, {hi * 100:+.1f}]" + (": too wide to decide" if status == NOT_TESTABLE else ""),
                      scale.text())
 
@@ -116,7 +118,7 @@ def _shape_claims(s, scale) -> list[dict]:
     r2 = np.array([l["r2"] for l in s["layers"]])
     n = len(r2)
     claim = f"{s['model']} ({s['mode']}): Swish-like in every layer"
-    measured = f"{(r2 > 0.99).sum()} of {n} layers with Swish R² > 0.99 (lowest {r2.min():.3f})"
+    measured = f"{(r2 > 0.99).sum()} of {n} layers with Swish R² > 0.99 (lowest {r2.min():.3f}; seed {s.get('seed', 0)})"
     missing = scale.missing(**NEEDS["shape"])
     if missing:
         rows.append(_untestable(claim, measured, "all layers R² > 0.99", missing, scale))
@@ -134,7 +136,7 @@ def _shape_claims(s, scale) -> list[dict]:
     describe = lambda name, d: (f"{name}: weighted median β {d['weighted_median']:.2f}, weighted mean "
                                 f"{d['weighted_mean']:.2f} ± {d['weighted_mean_se']:.2f} ({d['used']} fits"
                                 + (f", {d['left_out']} unidentified left out" if d["left_out"] else "") + ")")
-    measured = describe("first third", early) + "; " + describe("last third", late)
+    measured = describe("first third", early) + "; " + describe("last third", late) + f"; seed {s.get('seed', 0)}"
     if missing:
         rows.append(_untestable(claim, measured, criterion, missing, scale))
         return rows
@@ -164,7 +166,7 @@ def _layer_claims(s, scale) -> list[dict]:
                  "the last third ReLU-shaped (ReLU R² ≥ 0.99, or a β too steep for the knots to resolve)")
     relu_like = [l.get("relu_r2", float("nan")) >= 0.99 or (not l.get("identified", True) and l["beta"] > 1) for l in late]
     measured = (f"middle layers: weighted mean β {d['weighted_mean']:.2f} ± {d['weighted_mean_se']:.2f} ({d['used']} "
-                f"fits); last third: {sum(relu_like)} of {len(late)} layers ReLU-shaped")
+                f"fits); last third: {sum(relu_like)} of {len(late)} layers ReLU-shaped; seed {s.get('seed', 0)}")
     missing = scale.missing(**NEEDS["shape"])
     if missing:
         return [_untestable(claim, measured, criterion, missing, scale)]
@@ -216,9 +218,9 @@ def _cleaner_claim(summaries, scale) -> list[dict]:
     missing = scale.missing(**NEEDS["comparison"]) + scale.missing(**NEEDS["shape"])
     if missing:
         return [_untestable(claim, measured, criterion, missing, scale)]
-    d, se = _mean_se(diffs)
-    status, lo, hi = above_zero(d, se)
-    return [claim_row(claim, measured, criterion, status, f"difference {d:+.4f}, 95 % interval [{lo:+.4f}, {hi:+.4f}]",
+    d, se, df = _mean_se(diffs)
+    status, lo, hi = above_zero(d, se, df)
+    return [claim_row(claim, measured, criterion, status, f"difference {d:+.4f}, 95 % t interval [{lo:+.4f}, {hi:+.4f}]",
                       scale.text())]
 
 
@@ -255,13 +257,25 @@ def _gaussian_claim(summaries, scale):
              "if the threshold moves": sensitivity(verdict, 1 - PASS_SHARE)}]
 
 
+def knots_of(summaries: list[dict]) -> tuple[dict, dict]:
+    """(final_knots, evolution) of the first seed's learned-activation runs, from the summaries'
+    ``final_knots`` and ``evolution`` (:func:`actfn.deep.knot_record`), as :func:`deep_claims` takes them."""
+    first = min((s.get("seed", 0) for s in summaries), default=0)
+    runs = [s for s in summaries if s["activation"] == "pwl" and s.get("seed", 0) == first and s.get("final_knots")]
+    return ({(s["model"], s["mode"]): s["final_knots"] for s in runs},
+            {(s["model"], s["mode"]): [(step, v) for step, v in s["evolution"] if step > 0] for s in runs})
+
+
 def deep_claims(summaries: list[dict], dataset: str, final_knots: dict | None = None,
                 scale: Scale | None = None, evolution: dict | None = None) -> list[dict]:
     """Rows ``{claim, measured, criterion, status, reason, scale}`` (and ``if the threshold moves``
     where a threshold decides).  ``scale``: the run's scale (default: from the summaries, one seed);
     ``final_knots`` maps ``(model, mode)`` to the final knot vectors per layer; ``evolution`` maps
-    ``(model, mode)`` to the first layer's knot values over training, ``[(step, values)]``."""
+    ``(model, mode)`` to the first layer's knot values over training, ``[(step, values)]``; both
+    default to those the summaries carry (:func:`knots_of`)."""
     scale = _scale(summaries, dataset, scale)
+    if final_knots is None and evolution is None:
+        final_knots, evolution = knots_of(summaries)
     rows = [_accuracy_claim(summaries, scale, "vgg11", 0.88), _accuracy_claim(summaries, scale, "resnet10", 0.90)]
     for model in dict.fromkeys(s["model"] for s in summaries):
         if _runs(summaries, model) and _runs(summaries, model, "relu"):

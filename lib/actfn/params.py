@@ -135,8 +135,9 @@ def _specs() -> dict[str, dict[str, Rule]]:
             "mode": one_or_list(choice(DEEP_MODES)), "baselines": optional(one_or_list(choice(("relu", "silu")), empty=True)),
             "epochs": integer(1), "batch_size": integer(2), "lr": LEARNING_RATE, "act_lr": LEARNING_RATE,
             "per_channel": BOOLEAN, "width": number(gt=0, le=4), "train_size": optional(integer(2)),
-            "val_size": integer(1), "test_size": optional(integer(1)), "seed": integer(0), "device": device(),
-            "resume": BOOLEAN, "checkpoint_dir": TEXT, "results_dir": WRITABLE_FOLDER, **wandb},
+            "val_size": integer(1), "test_size": optional(integer(1)), "seed": one_or_list(integer(0)),
+            "device": device(), "resume": BOOLEAN, "checkpoint_dir": TEXT, "results_dir": WRITABLE_FOLDER,
+            "record": RECORD, **wandb},
         "infomax": {
             "dataset": choice(FLAT_DATASETS), "data_root": TEXT, "download": BOOLEAN,
             "activations": list_of(choice(INFOMAX_ACTIVATIONS)), "Ks": list_of(integer(2)),

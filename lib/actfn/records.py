@@ -145,5 +145,23 @@ def python_command(argv: list[str]) -> str:
     from .results import repo_root
 
     root = str(repo_root().resolve())
+    import shlex
+
     args = [a.replace(root + os.sep, "") for a in argv]
-    return "python " + " ".join(args)
+    return "python " + shlex.join(args)   # (quoted as a shell needs: -p 'seed=[0, 1]')
+
+
+def provenance_rows(prov: dict, dataset: str, parameters: str, replayed: str) -> list[dict]:
+    """The rows ``{what, value}`` of a record's provenance table, as every chapter shows it; ``dataset``,
+    ``parameters`` and ``replayed`` are the chapter's own descriptions."""
+    m = prov["machine"]
+    rows = (("commit", f"`{prov['commit'][:12]}`" + (" (with uncommitted changes)" if prov["dirty"] else "")),
+            ("code version", prov["code_version"]), ("command", f"`{prov['command']}`"), ("dataset", dataset),
+            ("data checksums", ", ".join(f"{k} {v}" for k, v in prov["data_checksum"].items())),
+            ("parameters", parameters),
+            ("machine", f"{m['cpu']}, {m['cores']} cores" + (f", {m['gpu']}" if m["gpu"] else ", no GPU")
+                        + f"; torch {prov['torch']}, Python {prov['python']}"),
+            ("wall time", f"{prov['wall_seconds'] / 3600:.2f} h, summed over {len(prov['invocations'])} invocation(s) "
+                          "(wall clock: it includes any time the machine spent on other work)"),
+            ("replayed here", replayed))
+    return [{"what": k, "value": v} for k, v in rows]

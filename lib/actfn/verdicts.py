@@ -20,6 +20,21 @@ VERDICTS = (REPRODUCED, DIFFERS, NOT_REPRODUCED, NOT_TESTABLE)
 Z95 = 1.959963984540054      # two-sided 95 % normal quantile
 
 
+def q95(df: int | None = None) -> float:
+    """The two-sided 95 % quantile: Student's t with ``df`` degrees of freedom (a mean over a few
+    seeds, whose standard error is itself estimated), or the normal one for ``df=None``."""
+    if df is None:
+        return Z95
+    if not df >= 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df!r}")
+    from scipy import stats
+    return float(stats.t.ppf(0.975, df))
+
+
+def _interval_name(df):
+    return "95 % interval" if df is None else f"95 % t interval ({df} df)"
+
+
 def claim_row(claim, measured, criterion, status, reason, scale: str | None = None) -> dict:
     """One row of a claims table; ``scale``: the dataset and scale its numbers come from."""
     if status not in VERDICTS:
@@ -30,14 +45,16 @@ def claim_row(claim, measured, criterion, status, reason, scale: str | None = No
     return row
 
 
-def band(estimate: float, se: float, target: float, tolerance: float) -> tuple[str, str]:
-    """(verdict, why) for "the quantity is ``target`` ± ``tolerance``", from ``estimate`` ± 1.96 ``se``:
-    reproduced when the whole 95 % interval lies inside the band, not reproduced when it lies wholly
-    outside, not testable here when it straddles an edge (the interval is too wide to decide)."""
+def band(estimate: float, se: float, target: float, tolerance: float, df: int | None = None) -> tuple[str, str]:
+    """(verdict, why) for "the quantity is ``target`` ± ``tolerance``", from ``estimate`` ± q ``se``
+    (q: :func:`q95`, t with ``df`` degrees of freedom when given): reproduced when the whole 95 %
+    interval lies inside the band, not reproduced when it lies wholly outside, not testable here when
+    it straddles an edge (the interval is too wide to decide)."""
     if not (math.isfinite(estimate) and math.isfinite(se) and se >= 0):
         return NOT_TESTABLE, "no finite estimate with a standard error"
-    lo, hi = estimate - Z95 * se, estimate + Z95 * se
-    interval = f"95 % interval [{lo:.3g}, {hi:.3g}]"
+    q = q95(df)
+    lo, hi = estimate - q * se, estimate + q * se
+    interval = f"{_interval_name(df)} [{lo:.3g}, {hi:.3g}]"
     if target - tolerance <= lo and hi <= target + tolerance:
         return REPRODUCED, f"{interval} inside {target:g} ± {tolerance:g}"
     if hi < target - tolerance or lo > target + tolerance:
@@ -70,7 +87,7 @@ class Scale:
         if self.width != 1.0:
             parts.append(f"width ×{self.width:g}")
         if self.epochs is not None:
-            parts.append(f"{self.epochs} epochs")
+            parts.append(f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}")
         if self.images is not None:
             parts.append(f"{self.images} training images")
         parts += [f"{k} {v}" for k, v in self.extra.items()]
@@ -88,7 +105,7 @@ class Scale:
         if width is not None and self.width < width:
             out.append(f"width ×{self.width:g} (the claim: ×{width:g})")
         if epochs is not None and (self.epochs or 0) < epochs:
-            out.append(f"{self.epochs} epochs (the claim: {epochs})")
+            out.append(f"{self.epochs} epoch{'s' if self.epochs != 1 else ''} (the claim: {epochs})")
         if images is not None and (self.images or 0) < images:
             out.append(f"{self.images} training images (the claim: {images})")
         return out
@@ -100,10 +117,12 @@ def columns(claim_header: str) -> list[tuple]:
             ("reason", "why"), ("if the threshold moves", "if the threshold moves")]
 
 
-def above_zero(estimate: float, se: float) -> tuple[str, float, float]:
-    """(verdict, low, high) for "the difference is positive", from its 95 % interval: reproduced when
-    the interval lies above 0, not reproduced when below, not testable here when it holds 0."""
-    lo, hi = estimate - Z95 * se, estimate + Z95 * se
+def above_zero(estimate: float, se: float, df: int | None = None) -> tuple[str, float, float]:
+    """(verdict, low, high) for "the difference is positive", from its 95 % interval (t with ``df``
+    degrees of freedom when given): reproduced when the interval lies above 0, not reproduced when
+    below, not testable here when it holds 0."""
+    q = q95(df)
+    lo, hi = estimate - q * se, estimate + q * se
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return NOT_TESTABLE, lo, hi
     return (REPRODUCED if lo > 0 else NOT_REPRODUCED if hi < 0 else NOT_TESTABLE), lo, hi

@@ -1,0 +1,92 @@
+"""The deep-network chapter's tables and its record: accuracies per run and over seeds, the data's
+checksums, and the replay of a recorded run's first training steps."""
+from __future__ import annotations
+
+import numpy as np
+
+from .checkpoints import fingerprint
+from .deep import PREFIX_STEPS, DeepConfig, train_deep
+from .records import RecordError, check_replay
+from .verdicts import q95
+
+SOURCES = {"cifar10": "the CIFAR-10 release (cifar-10-batches-py in the data folder, MD5s checked)",
+           "fashion_mnist": "Fashion-MNIST (torchvision's files in the data folder, from the Debian package "
+                            "dataset-fashion-mnist when present, SHA-256 checked), padded to 32x32"}
+
+
+def image_checksums(train, test) -> dict:
+    """Digests of the training and test images and labels (:func:`actfn.checkpoints.fingerprint`)."""
+    return {"train": fingerprint(train.images, train.labels), "test": fingerprint(test.images, test.labels)}
+
+
+def accuracy_table(summaries: list[dict]) -> tuple[list[dict], list[tuple]]:
+    """(rows, columns) of one row per run: its validation accuracy after the last epoch and its test accuracy."""
+    rows = [{"model": s["model"], "activation": s["activation"], "mode": s["mode"], "seed": s.get("seed", 0),
+             "dataset": s["dataset"], "val": s["history"][-1]["val_acc"] if s["history"] else float("nan"),
+             "test": s["test_acc"], "s": s["seconds"]} for s in summaries]
+    return rows, [("model", "model"), ("activation", "activation"), ("mode", "mode"), ("seed", "seed"),
+                  ("dataset", "dataset"), ("val", "val acc (last epoch)", ".3f"), ("test", "test acc", ".3f"),
+                  ("s", "train s", ".0f")]
+
+
+def seed_table(summaries: list[dict]) -> tuple[list[dict], list[tuple]]:
+    """(rows, columns) of one row per (model, activation, mode): the test accuracy's mean over seeds,
+    its standard deviation and its 95 % t interval (none with a single seed)."""
+    groups: dict[tuple, list[float]] = {}
+    for s in summaries:
+        groups.setdefault((s["model"], s["activation"], s["mode"]), []).append(s["test_acc"])
+    rows = []
+    for (m, a, md), acc in groups.items():
+        v = np.asarray(acc, float)
+        n = len(v)
+        sd = float(v.std(ddof=1)) if n >= 2 else float("nan")
+        half = q95(n - 1) * sd / np.sqrt(n) if n >= 2 else float("nan")
+        rows.append({"model": m, "activation": a, "mode": md, "seeds": n, "mean": float(v.mean()), "sd": sd,
+                     "interval": f"[{v.mean() - half:.3f}, {v.mean() + half:.3f}]" if n >= 2 else "one seed: none"})
+    return rows, [("model", "model"), ("activation", "activation"), ("mode", "mode"), ("seeds", "seeds"),
+                  ("mean", "test acc (mean)", ".3f"), ("sd", "sd over seeds", ".3f"), ("interval", "95 % t interval")]
+
+
+def replay_run(summaries: list[dict]) -> dict:
+    """The recorded run a build replays: the first seed's learned activation in local-correlation mode
+    (the longest code path: two optimisers, hooks and the correlation objective), else in backprop."""
+    pick = [s for s in summaries if s["activation"] == "pwl" and s.get("prefix_losses") and s.get("config")]
+    if not pick:
+        raise RecordError("the record holds no learned-activation run with its first training losses and configuration")
+    return min(pick, key=lambda s: (s["mode"] != "local_correlation", s.get("seed", 0)))
+
+
+def replay(results: dict, train_data, test_data, steps: int = PREFIX_STEPS) -> dict:
+    """Retrain :func:`replay_run`'s model for its first ``steps`` steps (at most those the record
+    keeps) on the record's data and compare
+    each step's training loss with the recorded one; stops (:class:`actfn.records.RecordError`) when the
+    data are not the record's (by checksum) or any loss differs by more than 1e-4 (relative)."""
+    here = image_checksums(train_data, test_data)
+    if here != results["data_checksum"]:
+        raise RecordError(f"the record was made on {results['dataset']} with checksums {results['data_checksum']}; "
+                          f"the files here give {here}: not the same data, so the record cannot be replayed")
+    s = replay_run(results["runs"])
+    recorded = s["prefix_losses"][:steps]
+    steps = len(recorded)          # (a run shorter than PREFIX_STEPS keeps every step's loss)
+    cfg = DeepConfig(**s["config"])
+    run, _ = train_deep(cfg, train_data, test_data, show_progress=False, max_steps=steps)
+    what = f"{cfg.model}, {cfg.mode}, seed {cfg.seed}"
+    diffs = [check_replay(f"the training loss of step {i + 1} ({what})", a, b)
+             for i, (a, b) in enumerate(zip(recorded, run.prefix_losses))]
+    return {"model": what, "steps": steps, "recorded": recorded, "replayed": run.prefix_losses[:steps],
+            "max_relative_difference": max(diffs)}
+
+
+def side_by_side(live: list[dict], recorded: list[dict]) -> list[dict]:
+    """One row per claim of either table: its verdict in this build and in the record, with the scales."""
+    by_claim = {r["claim"]: r for r in recorded}
+    rows = [{"claim": c["claim"], "live": c["status"], "record": by_claim.get(c["claim"], {}).get("status", "-"),
+             "record_measured": by_claim.get(c["claim"], {}).get("measured", "-")} for c in live]
+    seen = {c["claim"] for c in live}
+    rows += [{"claim": r["claim"], "live": "-", "record": r["status"], "record_measured": r["measured"]}
+             for r in recorded if r["claim"] not in seen]
+    return rows
+
+
+SIDE_BY_SIDE_COLUMNS = [("claim", "claim"), ("live", "this build"), ("record", "the record"),
+                        ("record_measured", "measured in the record")]
