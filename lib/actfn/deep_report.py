@@ -6,7 +6,7 @@ import numpy as np
 
 from .checkpoints import fingerprint
 from .deep import PREFIX_STEPS, DeepConfig, train_deep
-from .records import RecordError, check_replay
+from .records import RecordError, check_data, check_replay
 from .verdicts import q95
 
 SOURCES = {"cifar10": "the CIFAR-10 release (cifar-10-batches-py in the data folder, MD5s checked)",
@@ -61,10 +61,7 @@ def replay(results: dict, train_data, test_data, steps: int = PREFIX_STEPS) -> d
     keeps) on the record's data and compare
     each step's training loss with the recorded one; stops (:class:`actfn.records.RecordError`) when the
     data are not the record's (by checksum) or any loss differs by more than 1e-4 (relative)."""
-    here = image_checksums(train_data, test_data)
-    if here != results["data_checksum"]:
-        raise RecordError(f"the record was made on {results['dataset']} with checksums {results['data_checksum']}; "
-                          f"the files here give {here}: not the same data, so the record cannot be replayed")
+    check_data(results, image_checksums(train_data, test_data))
     s = replay_run(results["runs"])
     recorded = s["prefix_losses"][:steps]
     steps = len(recorded)          # (a run shorter than PREFIX_STEPS keeps every step's loss)

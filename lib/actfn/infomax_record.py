@@ -6,7 +6,7 @@ import torch
 from . import data as D
 from . import infomax as im
 from .checkpoints import fingerprint
-from .records import RecordError, check_replay
+from .records import check_data, check_replay
 
 
 def replay_run(runs: list[dict], reference_lambda: float) -> dict:
@@ -42,8 +42,5 @@ def training_images(results: dict, data_root: str, download: bool = False) -> to
     one the record was made on (by its checksums)."""
     p = results["made_by"]["parameters"]
     data = D.load_flat(results["dataset"], data_root, download)
-    here = {"train": fingerprint(data.x_train, data.y_train), "test": fingerprint(data.x_test, data.y_test)}
-    if here != results["data_checksum"]:
-        raise RecordError(f"the record was made on {results['dataset']} with checksums {results['data_checksum']}; "
-                          f"the files here give {here}: not the same data, so the record cannot be replayed")
+    check_data(results, {"train": fingerprint(data.x_train, data.y_train), "test": fingerprint(data.x_test, data.y_test)})
     return D.flat_split(data, p["train_size"], p["eval_size"])[0]

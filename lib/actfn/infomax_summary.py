@@ -150,9 +150,3 @@ def dissociation_table(diss: list[dict]) -> tuple[list[dict], list[tuple]]:
                   ("cos", "mean cos²"), ("off", "units mostly closed"), ("on", "units mostly open"),
                   ("open_overlap", "open-set overlap", ".3f"), ("open_overlap_independent", "if independent", ".3f"),
                   ("bias_std", "sd of biases", ".3g")]
-
-
-def agreement(stored: list[dict], recomputed: list[dict], keys=("status",)) -> list[str]:
-    """The claims (by their text) whose ``keys`` differ between a stored and a recomputed claims table."""
-    old = {c["claim"]: c for c in stored}
-    return [c["claim"] for c in recomputed if c["claim"] not in old or any(old[c["claim"]][k] != c[k] for k in keys)]

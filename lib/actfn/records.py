@@ -125,6 +125,13 @@ def path_of(chapter: str, record: str) -> Path:
     return Path(record) if record.endswith(".json") else repo_root() / "records" / chapter / f"{record}.json"
 
 
+def check_data(results: dict, here: dict) -> None:
+    """Stop unless the checksums of the data here (``{"train": ..., "test": ...}``) are the record's."""
+    if here != results["data_checksum"]:
+        raise RecordError(f"the record was made on {results['dataset']} with checksums {results['data_checksum']}; "
+                          f"the files here give {here}: not the same data, so the record cannot be replayed")
+
+
 def relative_difference(recorded: float, replayed: float) -> float:
     return abs(replayed - recorded) / max(abs(recorded), 1e-12)
 

@@ -137,3 +137,9 @@ def combine(parts) -> str:
     if all(p == REPRODUCED for p in parts):
         return REPRODUCED
     return NOT_REPRODUCED if all(p == NOT_REPRODUCED for p in parts) else DIFFERS
+
+
+def agreement(stored: list[dict], recomputed: list[dict], keys=("status",)) -> list[str]:
+    """The claims (by their text) whose ``keys`` differ between a stored and a recomputed claims table."""
+    old = {c["claim"]: c for c in stored}
+    return [c["claim"] for c in recomputed if c["claim"] not in old or any(old[c["claim"]][k] != c[k] for k in keys)]
