@@ -494,7 +494,7 @@ def test_study_records_and_baseline_tests():
     assert len(records) == 2 * 4 * 3
     rand = [r for r in records if r["objective"] == "random"]
     assert all(r["final_loss"] is None and r["curve"] is None for r in rand)
-    from actfn import infomax_tests
+    from actfn.infomax import stats as infomax_tests
 
     tests = infomax_tests.family_tests(records, "primary") + infomax_tests.family_tests(records, "secondary")
     assert {t["comparison"] for t in tests} == {"infomax - random", "infomax - reconstruction", "infomax - variance_only"}
@@ -614,10 +614,10 @@ def test_interrupted_bank_resumes_exactly(tmp_path, monkeypatch, precision):
                 raise KeyboardInterrupt
             yield xb
 
-    monkeypatch.setattr(im, "seed_batches", interrupted)
+    monkeypatch.setattr(im.train, "seed_batches", interrupted)
     with pytest.raises(KeyboardInterrupt):
         im.train_bank(*args, checkpoint=ckpt, **kw)
-    monkeypatch.setattr(im, "seed_batches", real_batches)
+    monkeypatch.setattr(im.train, "seed_batches", real_batches)
     assert len(torch.load(ckpt, weights_only=True)["state"]["losses"]) == 1      # the first epoch's checkpoint
     resumed = im.train_bank(*args, checkpoint=ckpt, **kw)
     for name in ("weight", "bias", "decoder", "knots"):
@@ -629,10 +629,10 @@ def test_interrupted_bank_resumes_exactly(tmp_path, monkeypatch, precision):
     def no_batches(*a):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(im, "seed_batches", no_batches)
+    monkeypatch.setattr(im.train, "seed_batches", no_batches)
     again = im.train_bank(*args, checkpoint=ckpt, **kw)
     assert torch.equal(again.bank.weight, whole.bank.weight) and again.steps == whole.steps
-    monkeypatch.setattr(im, "seed_batches", real_batches)
+    monkeypatch.setattr(im.train, "seed_batches", real_batches)
     # another run's checkpoint is refused by name, with the field that differs
     with pytest.raises(ValueError, match=f"checkpoint {ckpt} was written by another run \\(data: "):
         im.train_bank(settings, [1, 4], 5, x + 1, 3, checkpoint=ckpt, **kw)
@@ -661,7 +661,7 @@ def test_study_checkpoints_are_removed_unless_resuming(tmp_path):
 
 
 def test_dissociation_sentence_needs_every_seed_and_reads_the_gating():
-    from actfn import infomax_report as rep
+    from actfn.infomax import report as rep
 
     def row(act, corr_up, tcz_up, cos_up, overlap):
         r = {"activation": act, "seeds": 10, "open_overlap": overlap, "open_overlap_independent": 0.3,
@@ -682,7 +682,7 @@ def test_dissociation_sentence_needs_every_seed_and_reads_the_gating():
 
 
 def test_tradeoff_sentence_names_leaders_and_ties():
-    from actfn import infomax_report as rep
+    from actfn.infomax import report as rep
 
     assert rep.leaders({"relu": 0.5, "tanh": 0.9, "pwl": 0.9000001, "x": float("nan")}, True) == ["tanh", "pwl"]
     assert rep.leaders({"relu": 3.0, "tanh": 1.0}, False) == ["tanh"]
@@ -695,7 +695,7 @@ def test_tradeoff_sentence_names_leaders_and_ties():
 
 
 def test_design_guesses_are_checked_both_ways():
-    from actfn import infomax_report as rep
+    from actfn.infomax import report as rep
 
     def rec(act, dead, cos, conc=None, k=4):
         return {"activation": act, "K": k, "dead_units": dead, "survivor_mean_abs_cosine": cos,

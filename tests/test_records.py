@@ -8,7 +8,8 @@ import torch
 
 from actfn import data as D
 from actfn import infomax as im
-from actfn import infomax_record, records
+from actfn import records
+from actfn.infomax import record as infomax_record
 from actfn.checkpoints import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]

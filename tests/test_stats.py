@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from actfn import infomax_tests as it
+from actfn.infomax import stats as it
 from actfn.stats import holm, holm_family, seed_test
 
 
@@ -107,7 +107,7 @@ def _study(seeds, acts=("relu", "softmax"), lambdas=(0.1, 1.0, 10.0)):
 
 
 def test_design_claims_follow_known_answers():
-    from actfn import infomax_claims as ic
+    from actfn.infomax import claims as ic
 
     recs = _study(range(10))
     primary = it.family_tests(recs, "primary")
@@ -140,7 +140,7 @@ def test_design_claims_follow_known_answers():
 
 
 def test_claims_resting_on_every_seed_need_enough_seeds():
-    from actfn import infomax_claims as ic
+    from actfn.infomax import claims as ic
 
     recs = _study(range(3))
     rows = ic.outcome_claims(recs, ["relu", "softmax"], [0.1, 1.0, 10.0], 1.0, it.family_tests(recs, "primary"), ["relu"])

@@ -112,7 +112,7 @@ WRITABLE_FOLDER = Rule('"" (the default) or a folder that can be created and wri
 def _specs() -> dict[str, dict[str, Rule]]:
     from .data import DATASETS, FLAT_DATASETS
     from .deep import DEEP_MODES
-    from .infomax import ACTIVATIONS as INFOMAX_ACTIVATIONS, CONSTRAINTS, MATMUL_PRECISIONS
+    from .infomax.setting import ACTIVATIONS as INFOMAX_ACTIVATIONS, CONSTRAINTS, MATMUL_PRECISIONS
     from .models import MODELS
     from .pwl import INITS
     from .tracking import WANDB_MODES

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .infomax_tests import per_seed
-from .verdicts import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, claim_row
+from .stats import per_seed
+from ..verdicts import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, claim_row
 STABLE_CV, UNSTABLE_CV = 0.05, 0.20       # seed spread / mean of a scale-free metric
 HIGH_RANK = 0.9                           # "high effective rank": at least 0.9 K
 SIGN_SEEDS = 6                            # fewest seeds at which "in every seed" can mean p < 0.05 (2/2^6)
@@ -35,7 +35,7 @@ def _every_seed(a: dict, b: dict, higher: bool) -> tuple[int, int]:
 
 
 def primary_claims(criterion: dict, seeds: int) -> list[dict]:
-    """The primary hypothesis, one row per activation, from :func:`actfn.infomax_tests.criterion`."""
+    """The primary hypothesis, one row per activation, from :func:`.stats.criterion`."""
     status = {"confirmed": REPRODUCED, "contradicted": NOT_REPRODUCED, "not confirmed": DIFFERS,
               "underpowered": NOT_TESTABLE}
     return [claim_row(f"{act}: InfoMax gives higher effective rank and lower weight correlation than random "
@@ -108,7 +108,7 @@ def outcome_claims(records, activations, lambdas, reference_lambda, primary, lea
                           _few(n_seeds) if few else
                           f"helps for {', '.join(helped) or 'none'}; redundancy remains for {', '.join(remains) or 'none'}"))
     rows += _lambda_claims(records, activations, lambdas, reference_lambda, n_seeds)
-    from .infomax_report import design_guess_checks
+    from .report import design_guess_checks
 
     for c in design_guess_checks(inf(), activations):
         held = [name for name, ok in c["parts"] if ok]

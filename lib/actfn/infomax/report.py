@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plotting import PALETTE
+from ..plotting import PALETTE
 
 
 def select(records, **where):
@@ -188,7 +188,7 @@ def dissociation(records, activations, reference_lambda: float = 1.0) -> list[di
     three sides of redundancy -- outputs, pre-activations, directions (:data:`DISSOCIATION`; means
     over K and seeds) -- with the number of seeds in which InfoMax is higher, and the gating of its
     units (mostly closed / mostly open fractions, open-set overlap against its independent value)."""
-    from .infomax_tests import per_seed
+    from .stats import per_seed
 
     rows = []
     for act in activations:

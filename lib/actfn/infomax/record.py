@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from . import data as D
-from . import infomax as im
-from .checkpoints import fingerprint
-from .records import check_data, check_replay
+from .. import data as D
+from ..checkpoints import fingerprint
+from ..records import check_data, check_replay
+from .setting import Setting
+from .train import train_bank
 
 
 def replay_run(runs: list[dict], reference_lambda: float) -> dict:
@@ -26,8 +27,8 @@ def replay(results: dict, x_train: torch.Tensor, epochs: int = 1) -> dict:
     recorded one; stops (:class:`actfn.records.RecordError`) when any differs by more than 1e-4."""
     p = results["made_by"]["parameters"]
     run = replay_run(results["runs"], p["reference_lambda"])
-    setting = im.Setting(run["activation"], "infomax", run["lambda"], "none")
-    bank = im.train_bank([setting], [run["seed"]], run["K"], x_train, epochs, p["batch_size"], p["lr"],
+    setting = Setting(run["activation"], "infomax", run["lambda"], "none")
+    bank = train_bank([setting], [run["seed"]], run["K"], x_train, epochs, p["batch_size"], p["lr"],
                          matmul_precision=p.get("matmul_precision", "float32"))
     what = f"{run['activation']}, K = {run['K']}, seed {run['seed']}, λ = {run['lambda']:g}"
     diffs = [check_replay(f"the mean training loss of epoch {e + 1} ({what})", run["curve"][e], float(bank.losses[e, 0, 0]))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .stats import holm_family, seed_test
+from ..stats import holm_family, seed_test
 
 METRICS = {  # metric -> (what it is, which direction is better)
     "effective_rank_fraction": ("effective rank (participation ratio) / K", "higher"),

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import infomax_claims
-from . import infomax_report as rep
-from . import infomax_tests as it
-from .verdicts import columns
+from . import claims as infomax_claims
+from . import report as rep
+from . import stats as it
+from ..verdicts import columns
 
 MARK = {"better": "+", "worse": "−", "no significant difference": "·", "underpowered": "?"}
 
