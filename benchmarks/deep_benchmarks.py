@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from actfn import kernels
 from actfn.memory import recycled_memory
-from actfn.models import build_model
+from actfn.deep.models import build_model
 from actfn.results import results_dir, write_json_atomic
 
 

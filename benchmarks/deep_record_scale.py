@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from actfn import data as D  # noqa: E402
 from actfn.records import machine  # noqa: E402
-from actfn.deep import DeepConfig, train_deep  # noqa: E402
+from actfn.deep.trainer import DeepConfig, train_deep  # noqa: E402
 from actfn.results import repo_root, results_dir, write_json_atomic  # noqa: E402
 
 RUNS = [("pwl", "backprop"), ("pwl", "local_correlation"), ("relu", "backprop"), ("silu", "backprop")]

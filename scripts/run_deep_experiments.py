@@ -28,7 +28,7 @@ from dataclasses import asdict
 from actfn import checkpoints
 from actfn import data as D
 from actfn import kernels
-from actfn.deep import DeepConfig, resolve_device, run_experiments
+from actfn.deep.trainer import DeepConfig, resolve_device, run_experiments
 from actfn.results import plain, repo_root, write_json_atomic
 
 

@@ -4,7 +4,7 @@ import torch
 
 from actfn import (MixtureCorrelation, batch_classwise_correlations, class_means, correlation_objective,
                    piecewise_linear, signed_objective)
-from actfn import derivations as D
+from actfn.theory import derivations as D
 
 
 def _batch(seed=0, n=2000, k=5, units=3):

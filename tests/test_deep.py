@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from actfn import data as D
-from actfn.deep import DeepConfig, local_correlation_loss, pwl_layers, train_deep
-from actfn.models import MODELS, activation_layers, build_model
+from actfn.deep.trainer import DeepConfig, local_correlation_loss, pwl_layers, train_deep
+from actfn.deep.models import MODELS, activation_layers, build_model
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -86,7 +86,7 @@ def test_local_correlation_training_changes_knots_only_by_the_objective(tmp_path
     train, test = _fixture_data(tmp_path)
     cfg = DeepConfig(model="vgg11", dataset="cifar10", mode="local_correlation", epochs=1, batch_size=32,
                      width=0.125, val_size=20, test_size=20)
-    import actfn.deep as deep
+    import actfn.deep.trainer as deep
 
     monkeypatch.setattr(deep, "local_correlation_loss", lambda layer, z, y, k: 0.0 * layer.values.sum())
     run, model = train_deep(cfg, train, test, show_progress=False)
@@ -129,7 +129,7 @@ def test_fashion_mnist_comes_from_the_system_files_even_with_download(tmp_path):
 
 
 def test_deep_claims_follow_the_numbers():
-    from actfn.deep_claims import deep_claims
+    from actfn.deep.claims import deep_claims
     from actfn.verdicts import Scale
 
     def summary(model, acc1, test_acc=0.8, activation="pwl", seed=0, epochs=3):
@@ -161,7 +161,7 @@ def test_deep_claims_follow_the_numbers():
 
 
 def test_beta_by_depth_leaves_out_unidentified_fits_and_needs_an_interval():
-    from actfn.deep_claims import deep_claims
+    from actfn.deep.claims import deep_claims
     from actfn.verdicts import Scale
 
     def layers(betas, ses, identified):
@@ -185,7 +185,7 @@ def test_beta_by_depth_leaves_out_unidentified_fits_and_needs_an_interval():
 
 
 def test_layer_evolution_and_cleaner_claims_follow_known_answers():
-    from actfn.deep_claims import deep_claims
+    from actfn.deep.claims import deep_claims
     from actfn.verdicts import Scale
 
     knots = np.linspace(-3, 3, 33)
@@ -211,7 +211,7 @@ def test_layer_evolution_and_cleaner_claims_follow_known_answers():
 
 
 def test_per_position_gaussianity_has_known_answers():
-    from actfn.gaussianity import cell_tests, power
+    from actfn.deep.gaussianity import cell_tests, power
 
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 300)
@@ -227,7 +227,7 @@ def test_per_position_gaussianity_has_known_answers():
 
 
 def test_gaussianity_claim_is_untestable_when_underpowered():
-    from actfn.deep_claims import deep_claims
+    from actfn.deep.claims import deep_claims
     from actfn.verdicts import Scale
 
     def run(power_skew):

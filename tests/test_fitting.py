@@ -34,7 +34,7 @@ def test_shape_families_tell_relu_from_sigmoid():
 
 
 def test_a_step_is_flagged_unidentified_and_a_swish_is_not():
-    from actfn.fitting import beta_identified
+    from actfn.theory.fitting import beta_identified
 
     x = np.linspace(-3, 3, 33)
     kink = fit_swish(x, np.where(x > 0.1, x - 0.1, 0.0))        # a ReLU: any steep beta fits the points
@@ -47,7 +47,7 @@ def test_a_step_is_flagged_unidentified_and_a_swish_is_not():
 
 
 def test_precision_summary_weights_and_leaves_out():
-    from actfn.fitting import precision_summary
+    from actfn.theory.fitting import precision_summary
 
     # known answer: two precise fits at 2.0 and one vague wild one; the median and mean stay near 2
     out = precision_summary([2.0, 2.0, 50.0], [0.1, 0.1, 10.0])

@@ -6,7 +6,7 @@ import sympy as sp
 import torch
 from scipy import integrate, stats
 
-from actfn import derivations as D
+from actfn.theory import derivations as D
 from actfn import gaussian_segment_moments, piecewise_linear, pwl_class_moments, segment_edges
 
 EDGES = torch.tensor([-math.inf, -2.0, -0.5, 0.0, 1.5, math.inf], dtype=torch.float64)

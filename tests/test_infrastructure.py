@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actfn.claims import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, unit_claims
+from actfn.unit.claims import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, unit_claims
 from actfn.results import write_json_atomic
 from actfn.tracking import wandb_logger
 
@@ -125,7 +125,7 @@ def test_profile_claims_follow_known_answers():
 
 def test_the_best_swish_scores_below_the_best_piecewise_linear_f():
     import actfn
-    from actfn.theory import best_swish
+    from actfn.theory.optimum import best_swish
 
     means = actfn.class_means(8, 2.0)
     run = actfn.train_unit(classes=8, sigma=1.0, mean_range=2.0, mode="analytic", steps=300, seed=0)

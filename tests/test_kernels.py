@@ -20,7 +20,7 @@ def run(fn, x, y, g):
 
 def torch_path(x, y):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ACTFN_PWL_BACKEND", "torch")
+        mp.setenv("ACTFN_KERNELS", "off")
         return piecewise_linear(x, y)
 
 
@@ -233,11 +233,14 @@ def test_bfloat16_inputs_use_float_tables():
 
 
 def test_backend_choice_is_checked_and_reported(monkeypatch):
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "fast")
-    with pytest.raises(ValueError, match="ACTFN_PWL_BACKEND"):
+    monkeypatch.setenv("ACTFN_KERNELS", "fast")
+    with pytest.raises(ValueError, match="ACTFN_KERNELS"):
         kernels.backend()
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "torch")
+    monkeypatch.setenv("ACTFN_KERNELS", "off")
     assert kernels.cpu_kernel() is None and kernels.backend().startswith("torch")
+    monkeypatch.setenv("ACTFN_PWL_BACKEND", "torch")      # the old name is refused, not silently ignored
+    with pytest.raises(ValueError, match="ACTFN_PWL_BACKEND is now ACTFN_KERNELS"):
+        kernels.backend()
 
 
 def test_a_failed_build_warns_and_falls_back_only_in_auto(monkeypatch):
@@ -246,29 +249,29 @@ def test_a_failed_build_warns_and_falls_back_only_in_auto(monkeypatch):
 
     monkeypatch.setattr(kernels, "_build", broken)
     monkeypatch.setattr(kernels, "_state", {})
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "auto")
+    monkeypatch.setenv("ACTFN_KERNELS", "auto")
     with pytest.warns(RuntimeWarning, match="g\\+\\+: not found"):
         assert kernels.cpu_kernel() is None
     assert "unavailable" in kernels.backend()
     x = torch.randn(10, requires_grad=True)
     piecewise_linear(x, torch.relu(torch.linspace(-3, 3, 33))).sum().backward()  # the PyTorch path runs
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "cpp")
+    monkeypatch.setenv("ACTFN_KERNELS", "require")
     with pytest.raises(kernels.KernelUnavailable, match="could not be built"):
         kernels.cpu_kernel()
     # the InfoMax bank's kernel likewise: a warning and the PyTorch path, or an error with cpp
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "auto")
+    monkeypatch.setenv("ACTFN_KERNELS", "auto")
     with pytest.warns(RuntimeWarning, match="InfoMax kernel could not be built"):
         assert kernels.infomax_kernel() is None
     assert "unavailable" in kernels.infomax_backend()
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "cpp")
+    monkeypatch.setenv("ACTFN_KERNELS", "require")
     with pytest.raises(kernels.KernelUnavailable, match="infomax_cpu.cpp"):
         kernels.infomax_kernel()
     # and oneDNN's product: torch.mm instead, or an error with cpp
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "auto")
+    monkeypatch.setenv("ACTFN_KERNELS", "auto")
     with pytest.warns(RuntimeWarning, match="torch.mm"):
         assert kernels.onednn_matmul() is None
     assert kernels.products_backend() == "torch.mm"
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "cpp")
+    monkeypatch.setenv("ACTFN_KERNELS", "require")
     with pytest.raises(kernels.KernelUnavailable, match="onednn_matmul.cpp"):
         kernels.onednn_matmul()
 

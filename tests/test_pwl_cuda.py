@@ -191,14 +191,14 @@ def test_without_nvcc_cuda_tensors_take_the_torch_path_knowingly(monkeypatch):
                         lambda d: SimpleNamespace(major=9, minor=0, multi_processor_count=132))
     monkeypatch.setattr(kernels, "find_nvcc", lambda: None)
     monkeypatch.setattr(kernels, "_state", {})
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "auto")
+    monkeypatch.setenv("ACTFN_KERNELS", "auto")
     with pytest.warns(RuntimeWarning, match="nvcc"):
         assert kernels.cuda_kernel() is None
     assert kernels.cuda_backend() == "torch (CUDA kernel unavailable)"
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "cpp")
+    monkeypatch.setenv("ACTFN_KERNELS", "require")
     with pytest.raises(kernels.KernelUnavailable, match="pwl_cuda.cu"):
         kernels.cuda_kernel()
-    monkeypatch.setenv("ACTFN_PWL_BACKEND", "torch")
+    monkeypatch.setenv("ACTFN_KERNELS", "off")
     assert kernels.cuda_kernel() is None and kernels.cuda_backend().startswith("torch")
 
 

@@ -102,8 +102,8 @@ def test_the_record_maker_refuses_a_log_of_other_parameters(tmp_path, monkeypatc
 @pytest.fixture(scope="module")
 def tiny_deep_record(tmp_path_factory):
     """A record of a tiny deep-network run on Fashion-MNIST (two seeds), written as the chapter writes it."""
-    from actfn import deep_report
-    from actfn.deep import DeepConfig, run_experiments
+    from actfn.deep import report as deep_report
+    from actfn.deep.trainer import DeepConfig, run_experiments
 
     root = ROOT / "data"
     train, test = (D.load_dataset("fashion_mnist", root, train=t) for t in (True, False))
@@ -122,8 +122,8 @@ def tiny_deep_record(tmp_path_factory):
 
 
 def test_a_deep_record_replays_its_first_steps(tiny_deep_record):
-    from actfn import deep_report
-    from actfn.deep import PREFIX_STEPS
+    from actfn.deep import report as deep_report
+    from actfn.deep.trainer import PREFIX_STEPS
 
     path, train, test = tiny_deep_record
     rec = records.load(path, "deep_networks")["results"]
@@ -142,7 +142,7 @@ def test_a_deep_record_replays_its_first_steps(tiny_deep_record):
 
 def test_deep_claims_read_the_same_knots_from_a_record(tiny_deep_record):
     # the claims judged from a record's summaries are those judged from the live runs' knots
-    from actfn.deep_claims import deep_claims, knots_of
+    from actfn.deep.claims import deep_claims, knots_of
 
     path, _, _ = tiny_deep_record
     runs = records.load(path, "deep_networks")["results"]["runs"]
@@ -153,7 +153,7 @@ def test_deep_claims_read_the_same_knots_from_a_record(tiny_deep_record):
 
 
 def test_the_seed_table_gives_a_t_interval():
-    from actfn import deep_report
+    from actfn.deep import report as deep_report
 
     runs = [{"model": "vgg11", "activation": "relu", "mode": "backprop", "test_acc": a} for a in (0.8, 0.9, 1.0)]
     runs.append({"model": "resnet10", "activation": "relu", "mode": "backprop", "test_acc": 0.7})

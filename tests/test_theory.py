@@ -7,8 +7,8 @@ import sympy as sp
 import torch
 
 import actfn
-from actfn import derivations as D
-from actfn import theory as T
+from actfn.theory import derivations as D
+from actfn.theory import optimum as T
 
 
 def test_posterior_optimum_is_stationary_and_matches_the_learned_pwl():

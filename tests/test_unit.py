@@ -41,7 +41,7 @@ def test_two_classes_leave_f_at_its_initialisation():
 def test_nan_objective_stops_with_a_message(monkeypatch):
     import torch
 
-    from actfn.correlation import MixtureCorrelation
+    from actfn.theory.correlation import MixtureCorrelation
 
     monkeypatch.setattr(MixtureCorrelation, "objective", lambda self, y: (y * float("nan")).sum())
     with pytest.raises(FloatingPointError, match="objective became nan at step 1"):

@@ -9,12 +9,12 @@ once, then cached in ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_exten
 named by a digest of its source, its flags, the compiler's version, and the versions of torch and
 Python (:func:`build_folder`), and loaded only from there: two checkouts with different sources
 never rebuild or load each other's kernels, and a build made for other sources is never picked up.
-``ACTFN_PWL_BACKEND`` chooses the path for both:
+``ACTFN_KERNELS`` chooses the path for all of them:
 
-* ``auto`` (default): the compiled kernel on CPU tensors; if it cannot be built, a warning says
-  why and the PyTorch path (the same math in eager tensor ops, several times slower) is used.
-* ``cpp``: the compiled kernel or an error.
-* ``torch``: always the PyTorch path.
+* ``auto`` (default): the compiled kernels; where one cannot be built, a warning says why and the
+  PyTorch path (the same math in eager tensor ops, slower) is used.
+* ``require``: the compiled kernels or an error.
+* ``off``: always the PyTorch path.
 
 On CUDA tensors the activation takes ``csrc/pwl_cuda.cu`` (:func:`cuda_kernel`, built by nvcc in a
 few seconds once per GPU architecture and cached in the same folder, launched through ctypes) under
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-BACKENDS = ("auto", "cpp", "torch")
+BACKENDS = ("auto", "require", "off")
 SOURCE = Path(__file__).with_name("csrc") / "pwl_cpu.cpp"
 INFOMAX_SOURCE = Path(__file__).with_name("csrc") / "infomax_cpu.cpp"
 MATMUL_SOURCE = Path(__file__).with_name("csrc") / "onednn_matmul.cpp"
@@ -46,13 +46,17 @@ _state: dict = {}
 
 
 class KernelUnavailable(RuntimeError):
-    """The compiled kernel was asked for (``ACTFN_PWL_BACKEND=cpp``) but cannot be built."""
+    """The compiled kernel was asked for (``ACTFN_KERNELS=require``) but cannot be built."""
 
 
 def requested_backend() -> str:
-    value = os.environ.get("ACTFN_PWL_BACKEND", "auto").strip().lower()
+    """``ACTFN_KERNELS``: auto, require or off (see the module doc)."""
+    if "ACTFN_PWL_BACKEND" in os.environ:     # (its old name, which also switched more than the activation)
+        raise ValueError("ACTFN_PWL_BACKEND is now ACTFN_KERNELS, with the values auto, require (was cpp) and "
+                         "off (was torch): unset ACTFN_PWL_BACKEND")
+    value = os.environ.get("ACTFN_KERNELS", "auto").strip().lower()
     if value not in BACKENDS:
-        raise ValueError(f"ACTFN_PWL_BACKEND must be one of {BACKENDS}, got {value!r}")
+        raise ValueError(f"ACTFN_KERNELS must be one of {BACKENDS}, got {value!r}")
     return value
 
 
@@ -127,14 +131,14 @@ def _build(name: str = "actfn_pwl_cpu", source: Path = SOURCE, widest: bool = Fa
 
 def _load(key, name: str, source: Path, widest: bool, fallback: str, warning) -> object | None:
     """Build ``source`` once per ``key`` and cache it; if it cannot be built, raise under
-    ``ACTFN_PWL_BACKEND=cpp``, else warn once (``warning(err)`` says what runs instead) and cache None."""
+    ``ACTFN_KERNELS=require``, else warn once (``warning(err)`` says what runs instead) and cache None."""
     requested = requested_backend()
     if key not in _state:
         try:
             _state[key] = _build(name, source, widest)
         except Exception as err:  # no compiler, no ninja, a build error: say so, once
-            if requested == "cpp":
-                raise KernelUnavailable(f"ACTFN_PWL_BACKEND=cpp but {source.name} could not be built: {err}") from err
+            if requested == "require":
+                raise KernelUnavailable(f"ACTFN_KERNELS=require but {source.name} could not be built: {err}") from err
             warnings.warn(warning(err), RuntimeWarning, stacklevel=4)
             _state[key] = (None, fallback)
     return _state[key][0]
@@ -143,7 +147,7 @@ def _load(key, name: str, source: Path, widest: bool, fallback: str, warning) ->
 def cpu_kernel():
     """The compiled module, or ``None`` when the PyTorch path is to be used (see the module doc)."""
     requested = requested_backend()
-    if requested == "torch":
+    if requested == "off":
         return None
     return _load(requested, "actfn_pwl_cpu", SOURCE, True, "torch (compiled kernel unavailable)",
                  lambda err: f"actfn: the compiled CPU kernel could not be built ({type(err).__name__}: "
@@ -154,7 +158,7 @@ def cpu_kernel():
 def infomax_kernel():
     """The compiled InfoMax-bank kernel, or ``None`` (the bank then runs its PyTorch path); as :func:`cpu_kernel`."""
     requested = requested_backend()
-    if requested == "torch":
+    if requested == "off":
         return None
     return _load(("infomax", requested), "actfn_infomax_cpu", INFOMAX_SOURCE, True, "torch (compiled kernel unavailable)",
                  lambda err: f"actfn: the compiled InfoMax kernel could not be built ({type(err).__name__}); the "
@@ -164,10 +168,10 @@ def infomax_kernel():
 def onednn_matmul():
     """``matmul_into(a, b, out, beta)``: out = a b + beta out for float32 CPU tensors, by oneDNN (see
     ``csrc/onednn_matmul.cpp`` for why), or ``None``: the PyTorch path is asked for, PyTorch has no
-    oneDNN, or the module cannot be built (said once; an error with ``ACTFN_PWL_BACKEND=cpp``);
+    oneDNN, or the module cannot be built (said once; an error with ``ACTFN_KERNELS=require``);
     callers then use torch.mm."""
     requested = requested_backend()
-    if requested == "torch" or not torch.backends.mkldnn.is_available():
+    if requested == "off" or not torch.backends.mkldnn.is_available():
         return None
     return _load(("matmul", requested), "actfn_onednn_matmul", MATMUL_SOURCE, False, "torch.mm",
                  lambda err: f"actfn: oneDNN's matrix product could not be loaded ({type(err).__name__}); the "
@@ -213,9 +217,9 @@ def build_cuda_library(arch: str, nvcc: str | None = None) -> Path:
 def cuda_kernel(device=None):
     """The CUDA kernels for ``device`` (:class:`actfn.pwl_cuda.PwlCuda`), or ``None`` when CUDA tensors
     are to take the PyTorch path (asked for, or nvcc cannot build them: said once, an error under
-    ``ACTFN_PWL_BACKEND=cpp``)."""
+    ``ACTFN_KERNELS=require``)."""
     requested = requested_backend()
-    if requested == "torch" or not torch.cuda.is_available():
+    if requested == "off" or not torch.cuda.is_available():
         return None
     index = torch.device(device).index if device is not None else None
     index = torch.cuda.current_device() if index is None else index
@@ -234,8 +238,8 @@ def cuda_kernel(device=None):
                              getattr(props, "shared_memory_per_multiprocessor", 228 * 1024), name=f"cuda-sm{arch}")
             _state[key] = (kernel, f"cuda-sm{arch}")
         except Exception as err:
-            if requested == "cpp":
-                raise KernelUnavailable(f"ACTFN_PWL_BACKEND=cpp but {CUDA_SOURCE.name} could not be built: {err}") from err
+            if requested == "require":
+                raise KernelUnavailable(f"ACTFN_KERNELS=require but {CUDA_SOURCE.name} could not be built: {err}") from err
             warnings.warn(f"actfn: the CUDA kernel could not be built ({type(err).__name__}: "
                           f"{str(err).strip().splitlines()[0] if str(err).strip() else err}); CUDA tensors take the "
                           "PyTorch path, which is several times slower. Install the CUDA toolkit (nvcc) to fix this.",
@@ -249,8 +253,8 @@ def cuda_backend(device=None) -> str:
     """Which path CUDA tensors take: ``cuda-smXY``, ``torch ...``, or ``no GPU``."""
     if not torch.cuda.is_available():
         return "no GPU"
-    if requested_backend() == "torch":
-        return "torch (ACTFN_PWL_BACKEND=torch)"
+    if requested_backend() == "off":
+        return "torch (ACTFN_KERNELS=off)"
     kernel = cuda_kernel(device)
     return kernel.name if kernel is not None else "torch (CUDA kernel unavailable)"
 
@@ -287,7 +291,7 @@ def products_backend() -> str:
 def backend() -> str:
     """Which path CPU tensors take: ``cpp-avx512``, ``cpp-avx2``, ``cpp-generic`` or ``torch ...``."""
     if cpu_kernel() is None:
-        return _state.get(requested_backend(), (None, "torch (ACTFN_PWL_BACKEND=torch)"))[1]
+        return _state.get(requested_backend(), (None, "torch (ACTFN_KERNELS=off)"))[1]
     return _state[requested_backend()][1]
 
 
@@ -307,7 +311,7 @@ def cpu_path() -> str:
 def infomax_backend() -> str:
     """Which path the InfoMax bank takes on CPU tensors: ``cpp-avx512``, ``cpp-avx2``, ``cpp-generic`` or ``torch ...``."""
     if infomax_kernel() is None:
-        return _state.get(("infomax", requested_backend()), (None, "torch (ACTFN_PWL_BACKEND=torch)"))[1]
+        return _state.get(("infomax", requested_backend()), (None, "torch (ACTFN_KERNELS=off)"))[1]
     return _state[("infomax", requested_backend())][1]
 
 

@@ -111,12 +111,13 @@ WRITABLE_FOLDER = Rule('"" (the default) or a folder that can be created and wri
 
 def _specs() -> dict[str, dict[str, Rule]]:
     from .data import DATASETS, FLAT_DATASETS
-    from .deep import DEEP_MODES
-    from .infomax.setting import ACTIVATIONS as INFOMAX_ACTIVATIONS, CONSTRAINTS, MATMUL_PRECISIONS
-    from .models import MODELS
+    from .deep.trainer import DEEP_MODES
+    from .activations import REGISTRY
+    from .infomax.setting import CONSTRAINTS, MATMUL_PRECISIONS
+    from .deep.models import MODELS
     from .pwl import INITS
     from .tracking import WANDB_MODES
-    from .unit import MODES
+    from .unit.trainer import MODES
 
     wandb = {"wandb_mode": choice(WANDB_MODES), "wandb_project": NAME}
     return {
@@ -132,7 +133,7 @@ def _specs() -> dict[str, dict[str, Rule]]:
             "results_dir": WRITABLE_FOLDER, **wandb},
         "deep_networks": {
             "dataset": choice(DATASETS), "data_root": TEXT, "download": BOOLEAN, "model": one_or_list(choice(MODELS)),
-            "mode": one_or_list(choice(DEEP_MODES)), "baselines": optional(one_or_list(choice(("relu", "silu")), empty=True)),
+            "mode": one_or_list(choice(DEEP_MODES)), "baselines": optional(one_or_list(choice(tuple(n for n, a in REGISTRY.items() if not a.learned)), empty=True)),
             "epochs": integer(1), "batch_size": integer(2), "lr": LEARNING_RATE, "act_lr": LEARNING_RATE,
             "per_channel": BOOLEAN, "width": number(gt=0, le=4), "train_size": optional(integer(2)),
             "val_size": integer(1), "test_size": optional(integer(1)), "seed": one_or_list(integer(0)),
@@ -140,7 +141,7 @@ def _specs() -> dict[str, dict[str, Rule]]:
             "record": RECORD, **wandb},
         "infomax": {
             "dataset": choice(FLAT_DATASETS), "data_root": TEXT, "download": BOOLEAN,
-            "activations": list_of(choice(INFOMAX_ACTIVATIONS)), "Ks": list_of(integer(2)),
+            "activations": list_of(choice(tuple(REGISTRY))), "Ks": list_of(integer(2)),
             "lambdas": list_of(number(gt=0)), "reference_lambda": number(gt=0),
             "constraints": list_of(choice(CONSTRAINTS)), "seeds": list_of(integer(0)), "epochs": integer(1),
             "batch_size": integer(2), "lr": LEARNING_RATE, "matmul_precision": choice(MATMUL_PRECISIONS),

@@ -2,7 +2,7 @@
 
 f is given by its values ``y_0 .. y_{N-1}`` at uniform knots ``t_i = lo + i h`` on ``[lo, hi]``
 and continues *linearly* outside the range with the slope of the end segments, so that the
-closed-form Gaussian integrals of :mod:`actfn.gaussian` have two unbounded end segments.
+closed-form Gaussian integrals of :mod:`actfn.theory.gaussian` have two unbounded end segments.
 
 The forward/backward pair is a custom :class:`torch.autograd.Function` that saves only the
 input and the knot values (under torch.compile/export its two passes are registered operators; in

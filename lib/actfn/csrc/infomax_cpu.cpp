@@ -22,12 +22,15 @@
 #if defined(__AVX512F__) || defined(__SSE2__)
 #include <immintrin.h>
 #endif
+#include <string>
 #include <vector>
 
 namespace {
 
-// the order of actfn.infomax.ACTIVATIONS
+// the branches of activate_row, by the index actfn.activations gives each (KERNEL_KINDS); kind_names
+// lists them by name so that Python checks the two agree when the kernel loads
 enum Kind : int64_t { IDENTITY = 0, RELU, SOFTMAX, TANH, LEAKY_RELU, SOFTPLUS, SWISH, PWL, KINDS };
+const char* const kind_names[KINDS] = {"identity", "relu", "softmax", "tanh", "leaky_relu", "softplus", "swish", "pwl"};
 
 struct Pwl {
   const float* y;   // the model's knot values (P)
@@ -780,6 +783,8 @@ bool flush_denormals(bool on) {
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("kinds", []() { return std::vector<std::string>(kind_names, kind_names + KINDS); },
+        "the activations this kernel has a branch for, by their index");
   m.def("flush_denormals", &flush_denormals, "FTZ/DAZ on or off in this thread and the OpenMP pool (x86)");
   m.def("reconstruction_blocks", &reconstruction_blocks, "f and the reconstruction loss of the reconstruction models (CPU)",
         py::arg("zt"), py::arg("proj"), py::arg("gram"), py::arg("xx"), py::arg("kinds"), py::arg("knots"), py::arg("lo"),

@@ -35,8 +35,9 @@ The modules, in the order they build on each other:
 This package re-exports the names a chapter uses, so ``from actfn import infomax as im`` then
 ``im.train_bank(...)`` reads as one module.
 """
-from .setting import (ACTIVATIONS, CONSTRAINTS, MATMUL_PRECISIONS, OBJECTIVES, PWL_KNOTS, PWL_RANGE, Setting,
-                      activate, activation_gain, bf16_products, check_matmul_precision, xavier_weights)
+from ..activations import PWL_KNOTS, PWL_RANGE, activate, gain as activation_gain
+from .setting import (ACTIVATIONS, CONSTRAINTS, MATMUL_PRECISIONS, OBJECTIVES, Setting, bf16_products,
+                      check_matmul_precision, xavier_weights)
 from .loss import (EPS, InfoMaxLoss, ReconstructionLoss, correlation_matrix, covariance,
                    independent_correlation_floor, infomax_loss)
 from .fast_path import BankAdam, InfoMaxBlocks, ProductRows, ReconstructionBlocks, StackedLinear

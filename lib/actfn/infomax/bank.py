@@ -4,12 +4,13 @@ from __future__ import annotations
 import torch
 
 from ..checks import require
-from ..kernels import infomax_kernel, onednn_matmul
-from .fast_path import (InfoMaxBlocks, ProductRows, ReconstructionBlocks, StackedLinear, float32_cpu_products,
+from ..activations import PWL_KNOTS, PWL_RANGE, activate, kernel_index
+from ..kernels import onednn_matmul
+from .fast_path import (InfoMaxBlocks, bank_kernel, ProductRows, ReconstructionBlocks, StackedLinear, float32_cpu_products,
                         fused_products, fused_weight_grads_, reconstruction_blocks, reconstruction_terms,
                         stacked_products, stacked_weight_grad_)
 from .loss import EPS, ReconstructionLoss, infomax_loss
-from .setting import ACTIVATIONS, PWL_KNOTS, PWL_RANGE, Setting, activate, check_matmul_precision, xavier_weights
+from .setting import Setting, check_matmul_precision, xavier_weights
 
 @torch.no_grad()
 def unit_rows_(w: torch.Tensor):
@@ -65,7 +66,11 @@ class InfoMaxBank(torch.nn.Module):
         edges = sorted({0, g, *[e for run in recon_runs for e in run]})
         self.spans = [(lo, hi, lo in self.recon) for lo, hi in zip(edges, edges[1:])]
         self.register_buffer("lam", torch.tensor([s.lam if s.objective == "infomax" else 0.0 for s in settings]))
-        self.register_buffer("kinds", torch.tensor([ACTIVATIONS.index(s.activation) for s in settings]))
+        # each model's branch of the compiled kernel; a bank with an activation the kernel has no branch
+        # for takes the PyTorch path throughout
+        kinds = [kernel_index(s.activation) for s in settings]
+        self.kernel_branches = all(i is not None for i in kinds)
+        self.register_buffer("kinds", torch.tensor([-1 if i is None else i for i in kinds]))
         self.unit_row_runs = _runs([i for i, s in enumerate(settings) if s.constraint == "unit_rows"])
 
     def activations(self, z: torch.Tensor, lo: int = 0) -> torch.Tensor:
@@ -95,7 +100,7 @@ class InfoMaxBank(torch.nn.Module):
         :class:`StackedLinear`.  Differentiable by autograd; where the compiled kernels run, the
         training loop takes :meth:`loss_and_grad_` instead (the same numbers, without the graph).
         """
-        kernel = infomax_kernel() if x.device.type == "cpu" else None     # (z^T is float32 either way)
+        kernel = bank_kernel() if x.device.type == "cpu" and self.kernel_branches else None     # (z^T is float32 either way)
         out = []
         for lo, hi, recon in self.spans:
             part = StackedLinear.apply(self.weight, self.bias[:, lo:hi], x, self.bf16, low, lo, hi)
@@ -124,7 +129,7 @@ class InfoMaxBank(torch.nn.Module):
     def compiled_step(self, x: torch.Tensor) -> bool:
         """Whether :meth:`loss_and_grad_` can take this bank's step on inputs ``x`` (the compiled
         kernels on the CPU)."""
-        return (x.device.type == "cpu" and infomax_kernel() is not None
+        return (x.device.type == "cpu" and self.kernel_branches and bank_kernel() is not None
                 and (not self.recon or onednn_matmul() is not None))
 
     @torch.no_grad()
@@ -144,7 +149,7 @@ class InfoMaxBank(torch.nn.Module):
         of those products' operands in place (bfloat16 ones widened and narrowed model by model in
         cache).  Otherwise each span of models takes its own.
         """
-        kernel = infomax_kernel()
+        kernel = bank_kernel()
         for p in (self.bias, self.decoder, self.knots):
             if p.grad is None or p.grad.shape != p.shape:
                 p.grad = torch.zeros_like(p)
@@ -191,7 +196,7 @@ class InfoMaxBank(torch.nn.Module):
     def _span_loss_and_grad_(self, x: torch.Tensor, x_in: torch.Tensor, low) -> torch.Tensor:
         """:meth:`loss_and_grad_` span by span of models, each span with its own products (``low``: the
         bfloat16 copy of the weights, if any)."""
-        kernel = infomax_kernel()
+        kernel = bank_kernel()
         losses = []
         for lo, hi, recon in self.spans:
             zt = stacked_products(self.weight, self.bias[:, lo:hi], x_in, self.bf16, low, lo, hi)

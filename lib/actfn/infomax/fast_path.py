@@ -7,12 +7,29 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..activations import KERNEL_KINDS, PWL_RANGE
 from ..kernels import infomax_kernel, onednn_matmul
 from .loss import EPS
-from .setting import PWL_RANGE
 
 if TYPE_CHECKING:
     from .bank import InfoMaxBank
+
+_checked: set[int] = set()
+
+
+def bank_kernel():
+    """The compiled InfoMax kernel (:func:`actfn.kernels.infomax_kernel`), or None; the first time, its
+    activation branches are checked against the registry's :data:`actfn.activations.KERNEL_KINDS`,
+    so that a branch added on one side only stops here rather than training the wrong f."""
+    kernel = infomax_kernel()
+    if kernel is not None and id(kernel) not in _checked:
+        kinds = tuple(kernel.kinds())
+        if kinds != KERNEL_KINDS:
+            raise RuntimeError(f"csrc/infomax_cpu.cpp's activation branches {kinds} differ from "
+                               f"actfn.activations.KERNEL_KINDS {KERNEL_KINDS}: change both together")
+        _checked.add(id(kernel))
+    return kernel
+
 
 def float32_cpu_products(*tensors: torch.Tensor):
     """oneDNN's float32 product (:func:`actfn.kernels.onednn_matmul`) if every tensor is float32 on the
@@ -105,7 +122,7 @@ def reconstruction_terms(zt, proj, dec, knots, x, kinds, need_grad: bool = True,
     s, b = x.shape[0], x.shape[-2]
     flat = x.reshape(s, 1, -1)       # mean_n ||x_n||^2 as one dot product per seed (vecdot: two passes)
     xx = torch.bmm(flat, flat.transpose(1, 2)).view(s) / b
-    return infomax_kernel().reconstruction_blocks(zt, proj, gram, xx, kinds, knots, *PWL_RANGE, need_grad, grad_out,
+    return bank_kernel().reconstruction_blocks(zt, proj, gram, xx, kinds, knots, *PWL_RANGE, need_grad, grad_out,
                                                   na_out, row_sums)
 
 
@@ -151,14 +168,14 @@ class InfoMaxBlocks(torch.autograd.Function):
     gradient (the closed form of :class:`InfoMaxLoss`, through f, and into the knots for ``pwl``) in
     one pass over the model's K x B block while it is in cache.  The gradient is computed with the
     loss (for ``grad_loss = 1``) and scaled in backward only if some model's ``grad_loss`` is not 1.
-    ``knots`` (S, M, 33), ``kinds`` (M,) indices into :data:`ACTIVATIONS`, ``lam`` (M,).
+    ``knots`` (S, M, 33), ``kinds`` (M,) the activations' kernel branches (:data:`actfn.activations.KERNEL_KINDS`), ``lam`` (M,).
     Tested against :func:`activate` + :func:`infomax_loss` under autograd.
     """
 
     @staticmethod
     def forward(ctx, zt, knots, kinds, lam):
         need_grad = bool(ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
-        loss, grad_zt, grad_knots = infomax_kernel().infomax_blocks(zt, kinds, lam, knots, EPS, *PWL_RANGE,
+        loss, grad_zt, grad_knots = bank_kernel().infomax_blocks(zt, kinds, lam, knots, EPS, *PWL_RANGE,
                                                                     need_grad)
         if need_grad:
             ctx.save_for_backward(grad_zt, grad_knots)
@@ -312,7 +329,7 @@ class BankAdam:
 
     def __init__(self, bank: "InfoMaxBank", lr: float):
         self.bank, self.lr, self.t = bank, lr, 0
-        self.kernel = infomax_kernel()
+        self.kernel = bank_kernel()
         self.rows = ProductRows(bank)
         self.exp_avg = torch.zeros_like(self.rows.master)
         self.exp_avg_sq = torch.zeros_like(self.rows.master)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .loss import EPS, correlation_matrix, independent_correlation_floor, infomax_loss
-from .setting import activate, activation_gain
+from ..activations import activate, gain as activation_gain, get
 
 def effective_rank(w: torch.Tensor) -> dict:
     """Two effective ranks of W from its singular values sigma.
@@ -122,13 +122,14 @@ def model_metrics(w: torch.Tensor, b: torch.Tensor, activation: str, x: torch.Te
     ``survivor_mean_abs_cosine``: :func:`mean_abs_cosine` over the rows of the units that are not dead
     (by ``dead_units``' rule); None when fewer than two survive.
     """
+    learned = get(activation).learned
     with torch.no_grad():
         z = x @ w.T + b
         kn = knots.view(1, -1) if knots is not None else None
-        a = activate(z.unsqueeze(0), activation, kn).squeeze(0) if activation == "pwl" else activate(z, activation)
-    gain = activation_gain(z.unsqueeze(0), activation, kn).squeeze(0) if activation == "pwl" else activation_gain(z, activation)
-    max_gain = {"identity": 1.0, "relu": 1.0, "leaky_relu": 1.0, "softplus": 1.0, "tanh": 1.0, "softmax": 0.25,
-                "swish": 1.1, "pwl": float(gain.max().clamp_min(1e-12))}[activation]
+        a = activate(z.unsqueeze(0), activation, kn).squeeze(0) if learned else activate(z, activation)
+    gain = activation_gain(z.unsqueeze(0), activation, kn).squeeze(0) if learned else activation_gain(z, activation)
+    # the largest gain f can have: the registry's, or this unit's own where f is learned
+    max_gain = get(activation).max_gain or float(gain.max().clamp_min(1e-12))
     responsive = (gain >= gain_floor * max_gain).double().mean(0)
     magnitude = (a.abs() > magnitude_eps).double().mean(0)
     var = a.double().var(0)

@@ -7,7 +7,8 @@ import torch
 from ..pwl import PiecewiseLinearActivation
 from .bank import unit_rows_
 from .loss import infomax_loss
-from .setting import PWL_KNOTS, PWL_RANGE, Setting, activate, bf16_products, check_matmul_precision, xavier_weights
+from ..activations import PWL_KNOTS, PWL_RANGE, activate
+from .setting import Setting, bf16_products, check_matmul_precision, xavier_weights
 from .train import seed_batches
 
 class OneLayer(torch.nn.Module):

@@ -1,24 +1,23 @@
 """The models of the InfoMax study (seed 002), apart from their seeds: their activation, objective,
-lambda and constraint (:class:`Setting`), the activations themselves, and the initial weights."""
+lambda and constraint (:class:`Setting`), and the initial weights."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from ..activations import REGISTRY
 from ..checks import require
-from ..pwl import piecewise_linear
 
+# the design's six activations, with identity and the learned one; a Setting takes any name of the
+# registry (actfn.activations)
 ACTIVATIONS = ("identity", "relu", "softmax", "tanh", "leaky_relu", "softplus", "swish", "pwl")
 OBJECTIVES = ("infomax", "variance_only", "reconstruction", "random")
 CONSTRAINTS = ("none", "unit_rows")
 # "bfloat16": the layer's matrix products (W x, W' x and their gradients) take bfloat16 operands with
 # float32 accumulation (torch.autocast); weights, Adam state and every statistic stay float32
 MATMUL_PRECISIONS = ("float32", "bfloat16")
-PWL_KNOTS = 33
-PWL_RANGE = (-3.0, 3.0)
 
 
 def check_matmul_precision(value: str) -> bool:
@@ -32,41 +31,6 @@ def bf16_products(x: torch.Tensor, enabled: bool = True):
     return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def activate(z: torch.Tensor, kind: str, knots: torch.Tensor | None = None) -> torch.Tensor:
-    """f(z) over the last dimension (the K units); ``knots`` (models, 33) for ``pwl``, models on dim 0."""
-    if kind == "identity":
-        return z
-    if kind == "relu":
-        return torch.relu(z)
-    if kind == "softmax":
-        return torch.softmax(z, dim=-1)
-    if kind == "tanh":
-        return torch.tanh(z)
-    if kind == "leaky_relu":
-        return F.leaky_relu(z, 0.01)
-    if kind == "softplus":
-        return F.softplus(z)
-    if kind == "swish":
-        return F.silu(z)
-    if kind == "pwl":
-        # per-model knots: the model index must be dim 1 for the per-channel activation
-        moved = z.movedim(0, 1)
-        return piecewise_linear(moved, knots, *PWL_RANGE).movedim(1, 0)
-    raise ValueError(f"parameter 'activations' must hold values from {ACTIVATIONS}, got {kind!r}")
-
-
-def activation_gain(z: torch.Tensor, kind: str, knots: torch.Tensor | None = None) -> torch.Tensor:
-    """|d a_j / d z_j| for each unit (the diagonal of the Jacobian for softmax)."""
-    z = z.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        if kind == "softmax":
-            a = torch.softmax(z, dim=-1)
-            return (a * (1 - a)).detach()
-        a = activate(z, kind, knots)
-        (g,) = torch.autograd.grad(a.sum(), z)
-    return g.abs()
-
-
 @dataclass(frozen=True)
 class Setting:
     """One model of a bank, apart from its seed."""
@@ -76,7 +40,7 @@ class Setting:
     constraint: str = "none"
 
     def __post_init__(self):
-        require(self.activation in ACTIVATIONS, "activations", self.activation, f"must be one of {ACTIVATIONS}")
+        require(self.activation in REGISTRY, "activations", self.activation, f"must be one of {tuple(REGISTRY)}")
         require(self.objective in OBJECTIVES, "objectives", self.objective, f"must be one of {OBJECTIVES}")
         require(self.constraint in CONSTRAINTS, "constraints", self.constraint, f"must be one of {CONSTRAINTS}")
         require(isinstance(self.lam, (int, float)) and math.isfinite(self.lam) and self.lam >= 0, "lambdas",

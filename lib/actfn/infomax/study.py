@@ -9,7 +9,8 @@ import torch
 
 from ..checks import require
 from .metrics import converged_epoch, convergence_epoch, model_metrics
-from .setting import ACTIVATIONS, CONSTRAINTS, OBJECTIVES, Setting, activate
+from ..activations import REGISTRY, activate
+from .setting import CONSTRAINTS, OBJECTIVES, Setting
 from .train import BankRun, train_bank
 
 def study_settings(activations, lambdas, constraints=("none",), objectives=OBJECTIVES) -> list[Setting]:
@@ -34,8 +35,8 @@ def study_settings(activations, lambdas, constraints=("none",), objectives=OBJEC
 
 
 def check_study_parameters(activations, Ks, lambdas, seeds, epochs, constraints=("none",)):
-    require(len(activations) >= 1 and all(a in ACTIVATIONS for a in activations), "activations", activations,
-            f"must be a non-empty list of {ACTIVATIONS}")
+    require(len(activations) >= 1 and all(a in REGISTRY for a in activations), "activations", activations,
+            f"must be a non-empty list of {tuple(REGISTRY)}")
     require(len(Ks) >= 1 and all(isinstance(k, int) and k >= 2 for k in Ks), "Ks", Ks, "must be a non-empty list of integers >= 2")
     require(len(lambdas) >= 1 and all(isinstance(v, (int, float)) and v >= 0 for v in lambdas), "lambdas", lambdas,
             "must be a non-empty list of numbers >= 0")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .verdicts import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, band, claim_row, sensitivity
+from ..verdicts import DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, band, claim_row, sensitivity
 
 
 def _pick(fits, classes, sigma, mode="analytic"):
@@ -44,7 +44,7 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
 
     ``shape_gaps`` maps ``(classes, sigma)`` to the analytic-vs-sample shape difference;
     ``spacing_sweep`` holds Swish fits of the same K at σ = 1 for other placements of the means;
-    ``swish_optimum``: :func:`actfn.theory.best_swish` at K = 20, σ = 1, with ``pwl_objective``, the
+    ``swish_optimum``: :func:`actfn.theory.optimum.best_swish` at K = 20, σ = 1, with ``pwl_objective``, the
     learned piecewise-linear f's L on the same knots; ``optimum_linear_r2``: R² of a line through the
     posterior-mixture optimum at K = 20, σ = 10 on the knots.
     """
@@ -82,7 +82,7 @@ def unit_claims(fits: list[dict], shape_gaps: dict | None = None, mean_range: fl
         beta, se = mid["beta"], mid["beta_se"]
         if not mid.get("beta_identified", True):
             rows.append(claim_row("K=20, σ=1: β ≈ 2.5", f"β = {beta:.3g} (unidentified)", "95 % interval of β within 2.5 ± 0.25",
-                                  NOT_TESTABLE, "the knots do not pin β (see actfn.fitting.beta_identified)"))
+                                  NOT_TESTABLE, "the knots do not pin β (see actfn.theory.fitting.beta_identified)"))
         else:
             status, why = band(beta, se, 2.5, 0.25)
             status = _as_number(status)

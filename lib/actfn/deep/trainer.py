@@ -26,17 +26,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checks import require, require_learning_rate
-from .correlation import correlation_objective
-from .data import CLASSES, DATASETS, ImageData, batches, check_labels
-from .fitting import fit_relu, fit_swish
+from ..checks import require, require_learning_rate
+from ..theory.correlation import correlation_objective
+from ..data import CLASSES, DATASETS, ImageData, batches, check_labels
+from ..theory.fitting import fit_relu, fit_swish
 from .gaussianity import position_gaussianity
-from .kernels import warm_up
-from .memory import recycled_memory
-from .models import ACTIVATIONS, MODELS, activation_layers, build_model
-from .pwl import PiecewiseLinearActivation, piecewise_linear
-from . import checkpoints
-from .unit import snapshot_steps
+from ..kernels import warm_up
+from ..memory import recycled_memory
+from ..activations import REGISTRY
+from .models import MODELS, activation_layers, build_model
+from ..pwl import PiecewiseLinearActivation, piecewise_linear
+from .. import checkpoints
+from ..unit.trainer import snapshot_steps
 
 DEEP_MODES = ("backprop", "local_correlation")
 PREFIX_STEPS = 8         # training losses kept step by step: what a record's replay retrains and compares
@@ -66,8 +67,8 @@ class DeepConfig:
         require(self.model in MODELS, "model", self.model, f"must be one of {MODELS}")
         require(self.dataset in DATASETS, "dataset", self.dataset, f"must be one of {DATASETS}")
         require(self.mode in DEEP_MODES, "mode", self.mode, f"must be one of {DEEP_MODES}")
-        require(self.activation in ACTIVATIONS, "activation", self.activation, f"must be one of {ACTIVATIONS}")
-        require(self.mode == "backprop" or self.activation == "pwl", "mode", self.mode,
+        require(self.activation in REGISTRY, "activation", self.activation, f"must be one of {tuple(REGISTRY)}")
+        require(self.mode == "backprop" or REGISTRY[self.activation].learned, "mode", self.mode,
                  "local_correlation needs activation='pwl' (ReLU and SiLU have nothing to learn)")
         for name in ("epochs", "batch_size", "snapshots"):
             v = getattr(self, name)
@@ -243,7 +244,7 @@ def _train_epochs(cfg, model, acts, act_params, optimizers, train, val, run, cla
                 gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
                 it = batches(train, cfg.batch_size, gen, train=True)
                 if show_progress:
-                    from .progress import progress
+                    from ..progress import progress
                     it = progress(it, total=steps_per_epoch, desc=f"{cfg.model} {cfg.activation} {cfg.mode} "
                                                                     f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
                 t0 = time.perf_counter()

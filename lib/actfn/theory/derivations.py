@@ -1,7 +1,7 @@
 """Symbolic derivations of the theory chapter (sympy).
 
 Each function returns sympy expressions that the chapter renders as LaTeX and the tests compare
-with the numeric code in :mod:`actfn.gaussian` and :mod:`actfn.correlation`.
+with the numeric code in :mod:`actfn.theory.gaussian` and :mod:`actfn.theory.correlation`.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def truncated_moment(n: int, lower=a, upper=b):
 
 
 def truncated_moment_closed_form(n: int, lower=a, upper=b):
-    """The phi/Phi form that :func:`actfn.gaussian.gaussian_segment_moments` implements.
+    """The phi/Phi form that :func:`actfn.theory.gaussian.gaussian_segment_moments` implements.
 
     At an infinite end phi(z) and z phi(z) are 0 and Phi(z) is 0 or 1 (their limits).
     """

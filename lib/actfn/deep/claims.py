@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fitting import precision_summary
-from .unit import shape_difference
-from .verdicts import (DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, Z95, Scale, above_zero, band, claim_row,
+from ..theory.fitting import precision_summary
+from ..unit.trainer import shape_difference
+from ..verdicts import (DIFFERS, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, Z95, Scale, above_zero, band, claim_row,
                        combine, sensitivity)
 
 PAPER_COMMAND = ("jupytext --to ipynb book/deep_networks.md -o - | papermill - runs/deep_paper.ipynb "
@@ -178,7 +178,7 @@ def _layer_claims(s, scale) -> list[dict]:
 def _evolution_claim(evolution, scale) -> list[dict]:
     """Stages of the activation over training (§4.2): it starts at its ReLU init, and ends as a stable
     Swish.  ``evolution``: (model, mode) -> [(step, knot values of the first layer)], in step order."""
-    from .fitting import fit_swish
+    from ..theory.fitting import fit_swish
 
     rows = []
     for (model, mode), snaps in evolution.items():
@@ -230,7 +230,7 @@ PASS_SHARE = 0.9         # "roughly Gaussian": at least this share of cells pass
 
 def _gaussian_claim(summaries, scale):
     """§5.2: per-class pre-activations roughly Gaussian, from the per-position Shapiro-Wilk tests
-    (:mod:`actfn.gaussianity`) of the learned-activation runs."""
+    (:mod:`actfn.deep.gaussianity`) of the learned-activation runs."""
     runs = [s for s in summaries if s["activation"] == "pwl" and s["mode"] == "backprop" and s.get("gaussianity_position")]
     if not runs:
         return []
@@ -259,7 +259,7 @@ def _gaussian_claim(summaries, scale):
 
 def knots_of(summaries: list[dict]) -> tuple[dict, dict]:
     """(final_knots, evolution) of the first seed's learned-activation runs, from the summaries'
-    ``final_knots`` and ``evolution`` (:func:`actfn.deep.knot_record`), as :func:`deep_claims` takes them."""
+    ``final_knots`` and ``evolution`` (:func:`actfn.deep.trainer.knot_record`), as :func:`deep_claims` takes them."""
     first = min((s.get("seed", 0) for s in summaries), default=0)
     runs = [s for s in summaries if s["activation"] == "pwl" and s.get("seed", 0) == first and s.get("final_knots")]
     return ({(s["model"], s["mode"]): s["final_knots"] for s in runs},

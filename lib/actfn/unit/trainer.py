@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .checks import require, require_learning_rate
-from .correlation import MixtureCorrelation, correlation_objective
-from .gaussian import class_means, mass_outside
-from .kernels import warm_up
-from .pwl import INITS, PiecewiseLinearActivation
+from ..checks import require, require_learning_rate
+from ..theory.correlation import MixtureCorrelation, correlation_objective
+from ..theory.gaussian import class_means, mass_outside
+from ..kernels import warm_up
+from ..pwl import INITS, PiecewiseLinearActivation
 
 MODES = ("analytic", "sample")
 
@@ -116,7 +116,7 @@ def train_unit(config: UnitConfig | None = None, progress: bool = False, log=Non
 
     steps = range(1, cfg.steps + 1)
     if progress:
-        from .progress import progress as bar
+        from ..progress import progress as bar
         steps = bar(steps, desc=f"K={cfg.classes} sigma={cfg.sigma} {cfg.mode}", leave=False)
     warm_up()      # a cold kernel cache builds here, not inside the first timed step
     seconds = 0.0  # training only: the exact-objective bookkeeping below is not part of either mode's cost
@@ -170,14 +170,14 @@ def grid_configs(classes=(2, 8, 20), sigmas=(0.6, 1.0, 10.0), modes=MODES, **com
 def run_grid(configs: list[UnitConfig], show_progress: bool = True) -> list[UnitRun]:
     """Train every configuration of :func:`grid_configs`, with a progress bar."""
     if show_progress:
-        from .progress import progress
+        from ..progress import progress
         configs = progress(configs, desc="unit runs")
     return [train_unit(cfg) for cfg in configs]
 
 
 def summarize(run: UnitRun) -> dict:
     """One row of ``results/unit_experiments.json``: the run's settings, its fits and its cost."""
-    from .fitting import fit_shapes
+    from ..theory.fitting import fit_shapes
 
     fits = fit_shapes(run.knots, run.values)
     sw = fits["swish"]
@@ -226,12 +226,12 @@ def beta_map(classes, sigmas, mean_ranges, show_progress: bool = True, **common)
     """Swish fits of the analytic trainer's f over class count x sigma x mean range: uniform on the
     knots and weighted by the input density, each with whether β ≈ 2.5 with x₀ ≈ 0 is reached (both
     95 % intervals inside their tolerances, :data:`TARGET_BETA`, :data:`TARGET_X0`)."""
-    from .fitting import fit_swish
-    from .verdicts import REPRODUCED, band
+    from ..theory.fitting import fit_swish
+    from ..verdicts import REPRODUCED, band
 
     cells = [(k, s, r) for k in classes for s in sigmas for r in mean_ranges]
     if show_progress:
-        from .progress import progress
+        from ..progress import progress
         cells = progress(cells, desc="beta map")
     rows = []
     for k, s, r in cells:

@@ -8,7 +8,7 @@ with ``za = (a - mu)/sigma``, ``zb = (b - mu)/sigma``, ``phi``/``Phi`` the stand
     M2 = E[x^2 1{a<x<b}] = (mu^2 + sigma^2) M0 + 2 mu sigma (phi(za) - phi(zb))
                            + sigma^2 (za phi(za) - zb phi(zb))
 
-These are the expressions that :mod:`actfn.derivations` derives with sympy (the tests check the
+These are the expressions that :mod:`actfn.theory.derivations` derives with sympy (the tests check the
 two agree).  On segment j, f(x) = alpha_j + beta_j x, so
 
     E[f | k]   = sum_j alpha_j M0 + beta_j M1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checkpoints import fingerprint
-from .deep import PREFIX_STEPS, DeepConfig, train_deep
-from .records import RecordError, check_data, check_replay
-from .verdicts import q95
+from ..checkpoints import fingerprint
+from .trainer import PREFIX_STEPS, DeepConfig, train_deep
+from ..records import RecordError, check_data, check_replay
+from ..verdicts import q95
 
 SOURCES = {"cifar10": "the CIFAR-10 release (cifar-10-batches-py in the data folder, MD5s checked)",
            "fashion_mnist": "Fashion-MNIST (torchvision's files in the data folder, from the Debian package "

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from .pwl import PiecewiseLinearActivation
+from ..activations import REGISTRY, make_module
 
 MODELS = ("vgg11", "vgg13", "vgg16", "resnet10", "resnet18")
-ACTIVATIONS = ("pwl", "relu", "silu")
 
 VGG_CONFIGS = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -23,13 +22,10 @@ RESNET_BLOCKS = {"resnet10": [1, 1, 1, 1], "resnet18": [2, 2, 2, 2]}
 
 
 def make_activation(kind: str, channels: int, per_channel: bool = False, num_knots: int = 33) -> nn.Module:
-    if kind == "pwl":
-        return PiecewiseLinearActivation(num_knots, num_channels=channels if per_channel else None)
-    if kind == "relu":
-        return nn.ReLU()
-    if kind == "silu":
-        return nn.SiLU()
-    raise ValueError(f"parameter 'activation' must be one of {ACTIVATIONS}, got {kind!r}")
+    """The activation layer from the registry (:mod:`actfn.activations`)."""
+    if kind not in REGISTRY:
+        raise ValueError(f"parameter 'activation' must be one of {tuple(REGISTRY)}, got {kind!r}")
+    return make_module(kind, channels, per_channel, num_knots)
 
 
 def _scaled(c: int, width: float) -> int:
@@ -118,4 +114,5 @@ def build_model(name: str, in_channels: int = 3, num_classes: int = 10, activati
 
 def activation_layers(model: nn.Module) -> list[nn.Module]:
     """The model's activation modules in forward order (layer 0 is closest to the input)."""
-    return [m for m in model.modules() if isinstance(m, (PiecewiseLinearActivation, nn.ReLU, nn.SiLU))]
+    kinds = tuple({type(make_module(name)) for name in REGISTRY})
+    return [m for m in model.modules() if isinstance(m, kinds)]
