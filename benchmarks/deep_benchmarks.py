@@ -4,7 +4,7 @@
 
 Steps interleaved in one process (PWL, ReLU, SiLU, PWL, ...) on random 32x32 inputs (the cost does
 not depend on the data), with malloc recycling large blocks as the deep trainer runs them
-(actfn.memory); each ratio is the median over repeats of the ratio within one interleaved round, so a
+(actfn.process); each ratio is the median over repeats of the ratio within one interleaved round, so a
 drift of the machine's speed between rounds cancels.  Prints ratios and writes them into
 results/benchmarks_deep.json.
 """
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from actfn import kernels
-from actfn.memory import recycled_memory
+from actfn.process import recycled_memory
 from actfn.deep.models import build_model
 from actfn.results import results_dir, write_json_atomic
 

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 from actfn import data as D  # noqa: E402
 from actfn.records import machine  # noqa: E402
 from actfn.deep.trainer import DeepConfig, train_deep  # noqa: E402
+from actfn.process import long_runs  # noqa: E402
 from actfn.results import repo_root, results_dir, write_json_atomic  # noqa: E402
 
 RUNS = [("pwl", "backprop"), ("pwl", "local_correlation"), ("relu", "backprop"), ("silu", "backprop")]
@@ -45,7 +46,8 @@ def main(argv=None) -> dict:
             for act, mode in RUNS:
                 cfg = DeepConfig(model=model, mode=mode, activation=act, epochs=1, batch_size=256, width=width,
                                  train_size=256 * args.steps, val_size=256, test_size=256)
-                run, _ = train_deep(cfg, train, test, show_progress=False)
+                with long_runs(denormals=False):      # as the chapter trains
+                    run, _ = train_deep(cfg, train, test, show_progress=False)
                 per_step = run.seconds / run.steps_per_epoch
                 per_seed_epoch += per_step * steps_per_epoch
                 rows.append({"width": width, "model": model, "activation": act, "mode": mode, "s_per_step": per_step})

@@ -29,6 +29,7 @@ import time
 import torch
 
 from actfn import infomax as im
+from actfn.process import long_runs
 from actfn import kernels
 from actfn.results import results_dir, write_json_atomic
 from unit_benchmarks import rounds_note
@@ -93,6 +94,7 @@ def ceiling_ratio(precision: str, plain_model_epochs_per_s: float, steps_per_epo
     return lone_step / (per_seed / trained)
 
 
+@long_runs()   # as the chapter trains: malloc keeps freed blocks, denormals count as zero
 def infomax_rows(ks=(16, 32, 64), seeds=3, n=4000, epochs=2, precisions=("float32", "bfloat16")) -> list[dict]:
     """Per (precision, K): one round per seed, each timing the whole bank, then that seed's models in
     the conventional loop, then in the bank's code one at a time; the ratios are medians of the rounds'
@@ -152,6 +154,7 @@ def infomax_rows(ks=(16, 32, 64), seeds=3, n=4000, epochs=2, precisions=("float3
     return rows
 
 
+@long_runs()   # as the chapter trains: malloc keeps freed blocks, denormals count as zero
 def depth_rows(seeds=3, k1=64, k2=32, n=2048, epochs=2) -> list[dict]:
     """The depth follow-up: every second layer (one per activation x seed, each on its own inputs) as
     one bank ÷ one model at a time (the bank's own code with a bank of one, as before batching).  In
@@ -174,6 +177,7 @@ def depth_rows(seeds=3, k1=64, k2=32, n=2048, epochs=2) -> list[dict]:
              "ratio": statistics.median(ratios)}]
 
 
+@long_runs()   # as the chapter trains: malloc keeps freed blocks, denormals count as zero
 def design_time_estimate(steps=6, precisions=("float32", "bfloat16")) -> list[dict]:
     """The design's full setting (params/infomax/paper.yaml: every setting x 10 seeds, 100 epochs of
     60,000 images, batch 128, metrics on the 10,000 test images), extrapolated from a few steps of

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import actfn
-from actfn.memory import recycled_memory
+from actfn.process import recycled_memory
 from actfn.pwl import piecewise_linear_reference
 from actfn.results import repo_root, results_dir, write_json_atomic
 
@@ -86,7 +86,7 @@ def activation_rows(shapes=((128, 64, 16, 16), (256, 512, 4, 4)), rounds: int = 
         act = actfn.PiecewiseLinearActivation(num_channels=shape[1] if mode == "per_channel" else None)
         cases.append((shape, mode, torch.randn(*shape) * 2, act))
     medians = [{"silu": [], "relu": [], "pwl": []} for _ in cases]
-    # malloc keeps freed blocks (actfn.memory): on this kind of VM the page faults of fresh ~8 MB
+    # malloc keeps freed blocks (actfn.process): on this kind of VM the page faults of fresh ~8 MB
     # outputs cost more than the activations themselves and would add the same time to both sides
     with recycled_memory():
         for _ in range(rounds):

@@ -23,7 +23,6 @@ the same three choices; a machine without nvcc warns once and takes the PyTorch 
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import logging
@@ -257,30 +256,6 @@ def cuda_backend(device=None) -> str:
         return "torch (ACTFN_KERNELS=off)"
     kernel = cuda_kernel(device)
     return kernel.name if kernel is not None else "torch (CUDA kernel unavailable)"
-
-
-@contextlib.contextmanager
-def flushed_denormals():
-    """Denormal floats (below 1.2e-38 in magnitude) read and written as zero inside a ``with`` block, in
-    this thread and every thread of torch's CPU pool; the previous setting afterwards.
-
-    Long InfoMax runs saturate softmax, sigmoid and softplus, and their tiny outputs and gradients are
-    denormals, on which x86 arithmetic takes microcode assists: at K = 16 on Fashion-MNIST the bank's
-    epochs became 2.9x slower after a few thousand steps (0.42 s against 1.2 s for 32 steps, measured
-    on an Intel Xeon).  Numbers that small lie far below the precision of any result in the book.  Needs the compiled
-    InfoMax kernel (``torch.set_flush_denormal`` sets the calling thread only); without it, the calling
-    thread only, or nothing off x86."""
-    kernel = infomax_kernel()
-    if kernel is not None:
-        previous = kernel.flush_denormals(True)
-        restore = lambda: kernel.flush_denormals(previous)
-    else:
-        supported = torch.set_flush_denormal(True)
-        restore = lambda: supported and torch.set_flush_denormal(False)
-    try:
-        yield
-    finally:
-        restore()
 
 
 def products_backend() -> str:

@@ -32,7 +32,6 @@ from ..data import CLASSES, DATASETS, ImageData, batches, check_labels
 from ..theory.fitting import fit_relu, fit_swish
 from .gaussianity import position_gaussianity
 from ..kernels import warm_up
-from ..memory import recycled_memory
 from ..activations import REGISTRY
 from .models import MODELS, activation_layers, build_model
 from ..pwl import PiecewiseLinearActivation, piecewise_linear
@@ -237,72 +236,70 @@ def _train_epochs(cfg, model, acts, act_params, optimizers, train, val, run, cla
     (or only the first ``max_steps`` steps, with no validation and no checkpoint)."""
     capture = _Capture(acts) if cfg.mode == "local_correlation" else None
     model.train()
-    # see actfn.memory: each step reuses the last step's pages (a ResNet step about 10 % faster here)
-    with recycled_memory():
-        try:
-            for epoch in range(start_epoch, last_epoch):
-                gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-                it = batches(train, cfg.batch_size, gen, train=True)
-                if show_progress:
-                    from ..progress import progress
-                    it = progress(it, total=steps_per_epoch, desc=f"{cfg.model} {cfg.activation} {cfg.mode} "
-                                                                    f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
-                t0 = time.perf_counter()
-                tot_loss = tot_correct = seen = 0.0
-                for i, (x, y) in enumerate(it):
-                    step = epoch * steps_per_epoch + i + 1
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    if cfg.mode == "local_correlation":
-                        for p in act_params:
-                            p.requires_grad_(False)  # no cross-entropy gradient reaches the activations
-                    out = model(x)
-                    loss = F.cross_entropy(out, y)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step} of {cfg.model} "
-                            f"({cfg.activation}, {cfg.mode}); the last good checkpoint is "
-                            f"{ckpt if ckpt else 'not kept (no checkpoint path)'}")
-                    for opt in optimizers.values():
-                        opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.mode == "backprop":
-                        optimizers["main"].step()
-                    else:
-                        optimizers["backbone"].step()
-                        for p in act_params:
-                            p.requires_grad_(True)
-                        corr = sum(local_correlation_loss(layer, z, y, classes) for layer, z in zip(acts, capture.inputs))
-                        if not torch.isfinite(corr):
-                            raise FloatingPointError(f"non-finite correlation objective at epoch {epoch + 1}, step {step}")
-                        corr.backward()
-                        optimizers["activation"].step()
-                    for layer in acts:
-                        layer.project_(normalize=cfg.normalize)
-                    tot_loss += loss.item() * len(y)
-                    if step <= PREFIX_STEPS:
-                        run.prefix_losses.append(loss.item())
-                    tot_correct += (out.argmax(1) == y).sum().item()
-                    seen += len(y)
-                    if step in snaps and acts:
-                        run.snapshots[step] = [layer.values.detach().cpu().numpy().copy() for layer in acts]
-                    if max_steps is not None and step >= max_steps:
-                        return
-                run.seconds += time.perf_counter() - t0
-                val_loss, val_acc = evaluate(model, val, device=device)
-                record = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_correct / seen,
-                          "val_loss": val_loss, "val_acc": val_acc, "seconds": run.seconds}
-                run.history.append(record)
-                if log is not None:
-                    log(record)
-                if ckpt is not None:
-                    checkpoints.save(ckpt, key, {
-                        "epoch": epoch + 1, "model": model.state_dict(),
-                        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                        "history": run.history, "snapshots": run.snapshots, "seconds": run.seconds,
-                        "prefix_losses": run.prefix_losses})
-        finally:
-            if capture is not None:
-                capture.remove()
+    try:
+        for epoch in range(start_epoch, last_epoch):
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            it = batches(train, cfg.batch_size, gen, train=True)
+            if show_progress:
+                from ..progress import progress
+                it = progress(it, total=steps_per_epoch, desc=f"{cfg.model} {cfg.activation} {cfg.mode} "
+                                                                f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+            t0 = time.perf_counter()
+            tot_loss = tot_correct = seen = 0.0
+            for i, (x, y) in enumerate(it):
+                step = epoch * steps_per_epoch + i + 1
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if cfg.mode == "local_correlation":
+                    for p in act_params:
+                        p.requires_grad_(False)  # no cross-entropy gradient reaches the activations
+                out = model(x)
+                loss = F.cross_entropy(out, y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step} of {cfg.model} "
+                        f"({cfg.activation}, {cfg.mode}); the last good checkpoint is "
+                        f"{ckpt if ckpt else 'not kept (no checkpoint path)'}")
+                for opt in optimizers.values():
+                    opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.mode == "backprop":
+                    optimizers["main"].step()
+                else:
+                    optimizers["backbone"].step()
+                    for p in act_params:
+                        p.requires_grad_(True)
+                    corr = sum(local_correlation_loss(layer, z, y, classes) for layer, z in zip(acts, capture.inputs))
+                    if not torch.isfinite(corr):
+                        raise FloatingPointError(f"non-finite correlation objective at epoch {epoch + 1}, step {step}")
+                    corr.backward()
+                    optimizers["activation"].step()
+                for layer in acts:
+                    layer.project_(normalize=cfg.normalize)
+                tot_loss += loss.item() * len(y)
+                if step <= PREFIX_STEPS:
+                    run.prefix_losses.append(loss.item())
+                tot_correct += (out.argmax(1) == y).sum().item()
+                seen += len(y)
+                if step in snaps and acts:
+                    run.snapshots[step] = [layer.values.detach().cpu().numpy().copy() for layer in acts]
+                if max_steps is not None and step >= max_steps:
+                    return
+            run.seconds += time.perf_counter() - t0
+            val_loss, val_acc = evaluate(model, val, device=device)
+            record = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_correct / seen,
+                      "val_loss": val_loss, "val_acc": val_acc, "seconds": run.seconds}
+            run.history.append(record)
+            if log is not None:
+                log(record)
+            if ckpt is not None:
+                checkpoints.save(ckpt, key, {
+                    "epoch": epoch + 1, "model": model.state_dict(),
+                    "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                    "history": run.history, "snapshots": run.snapshots, "seconds": run.seconds,
+                    "prefix_losses": run.prefix_losses})
+    finally:
+        if capture is not None:
+            capture.remove()
 
 
 def _layer_mean(values) -> list[float]:

@@ -11,8 +11,7 @@ import torch
 
 from .. import checkpoints
 from ..checks import require, require_learning_rate
-from ..kernels import flushed_denormals, infomax_backend, warm_up
-from ..memory import recycled_memory
+from ..kernels import infomax_backend, warm_up
 from .bank import InfoMaxBank
 from .fast_path import BankAdam
 from .setting import Setting
@@ -142,38 +141,35 @@ def _train_epochs(bank, x, epochs, batch_size, desc, show_progress, checkpoint, 
     if show_progress:
         from ..progress import progress
         epoch_iter = progress(epoch_iter, desc=desc, leave=False, initial=len(hist), total=epochs)
-    # see actfn.memory (a step reuses the last step's pages) and kernels.flushed_denormals (saturated
-    # activations would otherwise slow a long run's steps ~3x)
-    with recycled_memory(), flushed_denormals():
-        for epoch in epoch_iter:
-            total = torch.zeros(len(seeds), len(bank.settings), device=x.device)
-            count = 0
-            for xb in seed_batches(x, seeds, epoch, batch_size):
-                # the models are independent: the sum's gradient is each model's own gradient
-                if compiled_step:
-                    loss = bank.loss_and_grad_(xb, bank_opt.rows if bank_opt is not None else None)
-                else:
-                    loss = bank.losses(xb)
-                    for p in (bank.bias, bank.decoder, bank.knots):
-                        p.grad = None        # (the weight's gradient is overwritten: see StackedLinear)
-                    loss.sum().backward()
-                if on_cpu:    # (on a GPU, once an epoch below: a check every step would wait for the GPU)
-                    _require_finite(loss, seeds, bank.settings, epoch, checkpoint)
-                if bank_opt is not None:
-                    bank_opt.step()      # Adam, the unit-row projection and the bfloat16 copy
-                else:
-                    opt.step()
-                    bank.project_()
-                total += loss.detach()
-                count += 1
-                steps += 1
-            _require_finite(total, seeds, bank.settings, epoch, checkpoint)
-            hist.append((total / count).cpu().numpy())
-            norms.append(bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy())
-            if checkpoint is not None:
-                checkpoints.save(checkpoint, config, {
-                    "bank": bank.state_dict(), "optimizer": optimizer.state_dict(), "losses": hist,
-                    "weight_norms": norms, "steps": steps, "seconds": seconds + time.perf_counter() - t0})
+    for epoch in epoch_iter:
+        total = torch.zeros(len(seeds), len(bank.settings), device=x.device)
+        count = 0
+        for xb in seed_batches(x, seeds, epoch, batch_size):
+            # the models are independent: the sum's gradient is each model's own gradient
+            if compiled_step:
+                loss = bank.loss_and_grad_(xb, bank_opt.rows if bank_opt is not None else None)
+            else:
+                loss = bank.losses(xb)
+                for p in (bank.bias, bank.decoder, bank.knots):
+                    p.grad = None        # (the weight's gradient is overwritten: see StackedLinear)
+                loss.sum().backward()
+            if on_cpu:    # (on a GPU, once an epoch below: a check every step would wait for the GPU)
+                _require_finite(loss, seeds, bank.settings, epoch, checkpoint)
+            if bank_opt is not None:
+                bank_opt.step()      # Adam, the unit-row projection and the bfloat16 copy
+            else:
+                opt.step()
+                bank.project_()
+            total += loss.detach()
+            count += 1
+            steps += 1
+        _require_finite(total, seeds, bank.settings, epoch, checkpoint)
+        hist.append((total / count).cpu().numpy())
+        norms.append(bank.weight.detach().norm(dim=-1).mean(-1).cpu().numpy())
+        if checkpoint is not None:
+            checkpoints.save(checkpoint, config, {
+                "bank": bank.state_dict(), "optimizer": optimizer.state_dict(), "losses": hist,
+                "weight_norms": norms, "steps": steps, "seconds": seconds + time.perf_counter() - t0})
     return BankRun(bank, np.array(hist), np.array(norms), seconds + time.perf_counter() - t0, steps)
 
 
