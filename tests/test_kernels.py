@@ -122,24 +122,36 @@ def test_knot_gradients_are_bit_identical_across_runs_and_thread_counts(shape, p
 
 @needs_kernel
 @pytest.mark.parametrize("x_grad,y_grad", [(True, True), (True, False), (False, True)])
-def test_eager_cpu_path_is_the_cpp_autograd_node_and_equals_the_python_function(x_grad, y_grad):
-    # piecewise_linear on CPU tensors runs the kernels under an autograd node written in C++; the
-    # Python Function (the path under torch.compile and export) must give the same bits
+def test_eager_cpu_path_is_the_operator_with_its_cpp_autograd_node(x_grad, y_grad):
+    # piecewise_linear on CPU tensors calls torch.ops.actfn.pwl, whose autograd node is written in C++;
+    # it gives the kernel's own bits, forward and backward, and only the gradients asked for
     gen = torch.Generator().manual_seed(5)
     x, g = torch.randn(6, 4, 4, 4, generator=gen) * 2, torch.randn(6, 4, 4, 4, generator=gen)
     y = torch.randn(4, 33, generator=gen)
-    results = []
-    for fn in (piecewise_linear, lambda a, b: PiecewiseLinearFunction.apply(a, b, -3.0, 3.0)):
-        xa, ya = x.clone().requires_grad_(x_grad), y.clone().requires_grad_(y_grad)
-        out = fn(xa, ya)
-        name = out.grad_fn.name()
-        out.backward(g)
-        results.append((name, out.detach(), xa.grad, ya.grad))
-    assert results[0][0] == "torch::autograd::CppNode<PwlFunction>"
-    assert results[1][0] == "PiecewiseLinearFunctionBackward"
-    for cpp, python in zip(results[0][1:], results[1][1:]):
-        assert (cpp is None and python is None) or torch.equal(cpp, python)
-    assert (results[0][2] is not None) == x_grad and (results[0][3] is not None) == y_grad
+    xa, ya = x.clone().requires_grad_(x_grad), y.clone().requires_grad_(y_grad)
+    out = piecewise_linear(xa, ya)
+    assert out.grad_fn.name().endswith("PwlFunction>")
+    out.backward(g)
+    kernel = kernels.cpu_kernel()
+    assert torch.equal(out.detach(), kernel.forward(x, y, -3.0, 3.0))
+    gx, gy = kernel.backward(g, x, y, -3.0, 3.0, x_grad, y_grad)
+    assert (xa.grad is not None) == x_grad and (ya.grad is not None) == y_grad
+    assert not x_grad or torch.equal(xa.grad, gx)
+    assert not y_grad or torch.equal(ya.grad, gy)
+    # the operator's own backward: an unneeded gradient comes back empty
+    gx, gy = torch.ops.actfn.pwl_backward(g, x, y, -3.0, 3.0, True, False)
+    assert gx.shape == x.shape and gy.numel() == 0
+
+
+def test_the_pytorch_path_matches_the_specification():
+    gen = torch.Generator().manual_seed(6)
+    x, g = torch.randn(6, 4, 4, 4, generator=gen) * 2.5, torch.randn(6, 4, 4, 4, generator=gen)
+    for y in (torch.randn(4, 33, generator=gen, dtype=torch.float64), torch.randn(33, generator=gen, dtype=torch.float64)):
+        xd = x.double()
+        ref = run(piecewise_linear_reference, xd, y, g.double())
+        path = run(lambda a, b: PiecewiseLinearFunction.apply(a, b, -3.0, 3.0), xd, y, g.double())
+        for a, b in zip(ref, path):
+            torch.testing.assert_close(a, b)
 
 
 def cpu_vendor() -> str:
@@ -332,7 +344,7 @@ def test_torch_export_keeps_the_activation_as_one_operator():
     x = torch.randn(2, 3, 6, 6)
     exported = torch.export.export(model, (x,))
     targets = [str(n.target) for n in exported.graph.nodes]
-    assert sum("actfn.pwl_forward" in t for t in targets) == 2
+    assert sum(t == "actfn.pwl.default" for t in targets) == 2
     torch.testing.assert_close(exported.module()(x), model(x))
 
 

@@ -1,4 +1,4 @@
-"""The CUDA kernels of the activation (csrc/pwl_cuda.cu, launched by actfn.pwl_cuda).
+"""The CUDA kernels of the activation (csrc/pwl_cuda.cu, launched by actfn.kernels.pwl_cuda).
 
 Without a GPU they run on the CPU through tests/cuda_shim (every CUDA thread a CPU thread, every
 block's __syncthreads a barrier), so their indexing, histograms and reductions and the launch plans
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from actfn import kernels, piecewise_linear, piecewise_linear_reference
-from actfn.pwl_cuda import PwlCuda
+from actfn.kernels.pwl_cuda import PwlCuda
 
 sys.path.insert(0, str(Path(__file__).parent / "cuda_shim"))
 import shim_build  # noqa: E402

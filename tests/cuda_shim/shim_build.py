@@ -1,5 +1,5 @@
 """Build csrc/pwl_cuda.cu for the CPU through cuda_shim.h (see there): the CUDA kernels' indexing,
-histograms and reductions, and actfn.pwl_cuda's launch plans, tested without a GPU."""
+histograms and reductions, and actfn.kernels.pwl_cuda's launch plans, tested without a GPU."""
 from __future__ import annotations
 
 import re

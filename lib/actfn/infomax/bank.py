@@ -138,8 +138,7 @@ class InfoMaxBank(torch.nn.Module):
         the parameters' ``.grad`` (the weight's into ``rows.grad`` with bfloat16 ``rows``), without autograd.
 
         The compiled kernels compute every gradient with the loss, so autograd had only to carry
-        them to the parameters; its graph, and its slicing of the biases and knots, cost 5 % of a
-        bfloat16 K = 16 step here.  The same numbers as ``losses(x, rows).sum().backward()`` (tested).
+        them to the parameters, and this skips its graph and its slicing of the biases and knots.  The same numbers as ``losses(x, rows).sum().backward()`` (tested).
         Needs :meth:`compiled_step`.
 
         With ``rows`` (:class:`ProductRows`: each seed's weights and decoders in one storage) and a

@@ -107,7 +107,7 @@ def reconstruction_blocks(zt, dec, knots, x, kinds, bf16: bool, need_grad: bool 
 def seed_by_seed(op, *tensors: torch.Tensor) -> torch.Tensor:
     """``op`` on each seed's slice (dim 0), stacked.  For the decoders, which in training are views of
     :class:`ProductRows`' storage with the seeds apart: a batched product over (S, R, ...) would first
-    copy them to merge S and R (measured: 1 ms of a K = 64 step)."""
+    copy them to merge S and R."""
     return torch.stack([op(*(t[i] for t in tensors)) for i in range(tensors[0].shape[0])])
 
 
@@ -129,9 +129,8 @@ def reconstruction_terms(zt, proj, dec, knots, x, kinds, need_grad: bool = True,
 def fused_products(rows: ProductRows, bias: torch.Tensor, x_in: torch.Tensor) -> torch.Tensor:
     """z^T of every model and W'^T x^T of every decoder, one product per seed: (S, (G + R) K, B), rows in
     the order of ``rows.rows``, in their dtype (bfloat16 as under autocast, bias included; float32 by
-    oneDNN where it loads).  Before, each seed took a product per span of models and one for the
-    decoders: the same arithmetic in three calls, two of them with few rows (measured: the fused
-    product saves about 0.1 ms per seed and direction at K = 16, 6 % of a bfloat16 step)."""
+    oneDNN where it loads): one large product rather than one per span of models and one for the
+    decoders, two of them with few rows."""
     s, gr, k, d = rows.rows.shape
     gk = bias.shape[1] * k
     out = torch.empty(s, gr * k, x_in.shape[-2], dtype=rows.rows.dtype)
@@ -320,11 +319,11 @@ class BankAdam:
     """Adam (torch.optim.Adam's update, betas 0.9 and 0.999, eps 1e-8) on every parameter of a bank in
     the compiled kernel (``adam_rows`` of csrc/infomax_cpu.cpp).  Each row of the weights is updated,
     projected back to unit length if its model is norm-constrained, and copied to bfloat16 for the
-    next step's products if they are bfloat16 -- one pass over the rows instead of four (measured: a
-    bfloat16 bank step 10-15 % faster, a float32 one about the same).  It keeps the weights and
-    decoders as :class:`ProductRows` (``rows``), the layout of the bank's fused products.  The biases
-    and knots, small, take the same kernel: torch's fused Adam spent most of its 0.3 ms a step (K = 16)
-    outside the arithmetic.  :func:`train_bank` uses it with AVX-512 builds of the kernel.  (Tested
+    next step's products if they are bfloat16 -- one pass over the rows instead of four.  It keeps the
+    weights and decoders as :class:`ProductRows` (``rows``), the layout of the bank's fused products.
+    The biases and knots, small, take the same kernel (torch's fused Adam spends most of its time on
+    such small tensors outside the arithmetic).  :func:`train_bank` uses it with AVX-512 builds of the
+    kernel.  (Tested
     against torch.optim.Adam followed by :func:`unit_rows_`.)"""
 
     def __init__(self, bank: "InfoMaxBank", lr: float):

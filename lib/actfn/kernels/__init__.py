@@ -214,7 +214,7 @@ def build_cuda_library(arch: str, nvcc: str | None = None) -> Path:
 
 
 def cuda_kernel(device=None):
-    """The CUDA kernels for ``device`` (:class:`actfn.pwl_cuda.PwlCuda`), or ``None`` when CUDA tensors
+    """The CUDA kernels for ``device`` (:class:`actfn.kernels.pwl_cuda.PwlCuda`), or ``None`` when CUDA tensors
     are to take the PyTorch path (asked for, or nvcc cannot build them: said once, an error under
     ``ACTFN_KERNELS=require``)."""
     requested = requested_backend()
@@ -299,7 +299,7 @@ def warm_up(infomax: bool = False) -> None:
         onednn_matmul()
     if cpu_kernel() is None:
         return
-    from .pwl import piecewise_linear
+    from ..pwl.op import piecewise_linear
 
     for dtype in (torch.float32, torch.float64):
         x = torch.linspace(-4, 4, 64, dtype=dtype, requires_grad=True)

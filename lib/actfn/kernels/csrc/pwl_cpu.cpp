@@ -6,11 +6,13 @@
 // (per-channel knots) and summed in a fixed order, so the knot gradient is bit-identical from run
 // to run whatever the number of threads.
 #include <torch/extension.h>
+#include <torch/library.h>
 #include <ATen/Parallel.h>
 #include <ATen/OpMathType.h>
 #include <cmath>
 #include <algorithm>
 #include <type_traits>
+#include <memory>
 #include <vector>
 
 namespace {
@@ -792,31 +794,87 @@ std::vector<torch::Tensor> pwl_backward(torch::Tensor grad, torch::Tensor x, tor
   return {gx, gy};
 }
 
-// The two passes as an autograd function in C++, for actfn.pwl.piecewise_linear's eager CPU path: it
-// saves the input and the knots, as the Python PiecewiseLinearFunction does, with no Python call in
-// either direction (see piecewise_linear for what that saves).
+// The operator actfn::pwl.  Its schema, its CPU kernels and its autograd are registered here, once,
+// when Python calls register_op() on the build it uses (not at load: the tests load other builds of
+// this file beside it); its fake implementation is registered in Python (actfn.pwl.op), its CUDA one
+// by the CUDA kernels.  The autograd node calls the two operators through the dispatcher, so it serves
+// every device.
+
+namespace {
+
+torch::Tensor pwl_call(const torch::Tensor& x, const torch::Tensor& y, double lo, double hi) {
+  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("actfn::pwl", "").typed<torch::Tensor(const torch::Tensor&, const torch::Tensor&, double, double)>();
+  return op.call(x, y, lo, hi);
+}
+
+std::tuple<torch::Tensor, torch::Tensor> pwl_backward_call(const torch::Tensor& grad, const torch::Tensor& x,
+                                                           const torch::Tensor& y, double lo, double hi,
+                                                           bool need_x, bool need_y) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("actfn::pwl_backward", "")
+                       .typed<std::tuple<torch::Tensor, torch::Tensor>(const torch::Tensor&, const torch::Tensor&,
+                                                                       const torch::Tensor&, double, double, bool,
+                                                                       bool)>();
+  return op.call(grad, x, y, lo, hi, need_x, need_y);
+}
+
+// saves the input and the knots, as SiLU saves its input
 struct PwlFunction : public torch::autograd::Function<PwlFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& y,
                                double lo, double hi) {
     ctx->save_for_backward({x, y});
     ctx->saved_data["lo"] = lo;
     ctx->saved_data["hi"] = hi;
-    return pwl_forward(x, y, lo, hi);
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return pwl_call(x, y, lo, hi);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const bool need_x = ctx->needs_input_grad(0), need_y = ctx->needs_input_grad(1);
-    auto g = pwl_backward(grads[0], saved[0], saved[1], ctx->saved_data["lo"].toDouble(),
-                          ctx->saved_data["hi"].toDouble(), need_x, need_y);
-    return {need_x ? g[0] : torch::Tensor(), need_y ? g[1] : torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    auto [gx, gy] = pwl_backward_call(grads[0], saved[0], saved[1], ctx->saved_data["lo"].toDouble(),
+                                      ctx->saved_data["hi"].toDouble(), need_x, need_y);
+    return {need_x ? gx : torch::Tensor(), need_y ? gy : torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
-torch::Tensor pwl_apply(const torch::Tensor& x, const torch::Tensor& y, double lo, double hi) {
+torch::Tensor pwl_autograd(const torch::Tensor& x, const torch::Tensor& y, double lo, double hi) {
   return PwlFunction::apply(x, y, lo, hi);
 }
+
+// the operator's CPU kernels: an unneeded gradient comes back empty (the schema has no optional outputs)
+torch::Tensor pwl_cpu(const torch::Tensor& x, const torch::Tensor& y, double lo, double hi) {
+  return pwl_forward(x, y, lo, hi);
+}
+
+std::tuple<torch::Tensor, torch::Tensor> pwl_backward_cpu(const torch::Tensor& grad, const torch::Tensor& x,
+                                                          const torch::Tensor& y, double lo, double hi, bool need_x,
+                                                          bool need_y) {
+  auto g = pwl_backward(grad, x, y, lo, hi, need_x, need_y);
+  return {g[0].defined() ? g[0] : x.new_empty({0}), g[1].defined() ? g[1] : y.new_empty({0})};
+}
+
+std::vector<std::unique_ptr<torch::Library>> g_libraries;
+
+bool register_op() {
+  if (!g_libraries.empty()) return false;
+  auto def = std::make_unique<torch::Library>(torch::Library::DEF, "actfn", std::nullopt, __FILE__, __LINE__);
+  def->def("pwl(Tensor x, Tensor y, float lo, float hi) -> Tensor");
+  def->def("pwl_backward(Tensor grad, Tensor x, Tensor y, float lo, float hi, bool need_x, bool need_y) -> (Tensor, Tensor)");
+  auto cpu = std::make_unique<torch::Library>(torch::Library::IMPL, "actfn", c10::DispatchKey::CPU, __FILE__, __LINE__);
+  cpu->impl("pwl", TORCH_FN(pwl_cpu));
+  cpu->impl("pwl_backward", TORCH_FN(pwl_backward_cpu));
+  auto autograd = std::make_unique<torch::Library>(torch::Library::IMPL, "actfn", c10::DispatchKey::Autograd,
+                                                   __FILE__, __LINE__);
+  autograd->impl("pwl", TORCH_FN(pwl_autograd));
+  g_libraries.push_back(std::move(def));
+  g_libraries.push_back(std::move(cpu));
+  g_libraries.push_back(std::move(autograd));
+  return true;
+}
+
+}  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #if defined(__AVX512F__)
@@ -843,5 +901,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   }, "the backward pass's lanes: zmm16 or ymm8x2 (AVX-512 builds), ymm8 (AVX2 build) or scalar");
   m.def("forward", &pwl_forward, "piecewise-linear forward (CPU)");
   m.def("backward", &pwl_backward, "piecewise-linear backward (CPU)");
-  m.def("apply", &pwl_apply, "piecewise-linear activation with autograd (CPU): forward, and backward through the graph");
+  m.def("register_op", &register_op, "register the operator actfn::pwl with its CPU kernels and autograd (once)");
 }

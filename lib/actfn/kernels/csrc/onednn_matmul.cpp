@@ -1,8 +1,8 @@
 // oneDNN's float32 matrix product, written into a given output: out = a b + beta out.
 //
-// Why: on this project's CPUs (AMD EPYC with AVX-512) torch.mm / torch.addmm on float32 run MKL, whose
-// code path there reaches 100-160 GFLOPS on the InfoMax bank's shapes, while oneDNN -- also inside
-// PyTorch, used by it for bfloat16 products -- reaches 170-200.  PyTorch sends float32 products to
+// Why: on some CPUs (AMD EPYC with AVX-512) torch.mm / torch.addmm on float32 run MKL on a slower
+// code path than oneDNN's on the InfoMax bank's shapes (benchmarks/ measures both); oneDNN is also
+// inside PyTorch, used by it for bfloat16 products.  PyTorch sends float32 products to
 // oneDNN only when it may lower their precision, so this calls its wrapper directly.  The wrapper,
 // at::native::mkldnn_matmul, is exported by libtorch_cpu but has no public header: it is declared
 // here with the signature of PyTorch 2.x (ATen/native/mkldnn/Matmul.h).  If a PyTorch build lacks it,

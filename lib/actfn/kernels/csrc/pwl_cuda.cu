@@ -1,6 +1,6 @@
 // Piecewise-linear activation on a uniform knot grid: fused CUDA kernels (the GPU twin of pwl_cpu.cpp).
 //
-// Plain C entry points (no PyTorch headers, so nvcc builds this in seconds; lib/actfn/kernels.py loads
+// Plain C entry points (no PyTorch headers, so nvcc builds this in seconds; lib/actfn/kernels/__init__.py loads
 // it with ctypes and passes raw pointers and the current stream).
 //
 // Layout: x is viewed as (N, C, P): samples, channels, positions in a channel's plane, and each plane
