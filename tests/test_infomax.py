@@ -207,8 +207,8 @@ def test_compiled_reconstruction_matches_activation_and_loss_under_autograd(k, b
     # tiles (K a multiple of 4, B of 16) and the plain loops; and with bfloat16 products, against
     # ReconstructionLoss under autocast (which also rounds the decoder gradient's other term to
     # bfloat16: so agreement to bfloat16's precision, not float32's)
-    if kernels.infomax_kernel() is None or kernels.onednn_matmul() is None:
-        pytest.skip("no compiled kernel or oneDNN product on this machine")
+    if kernels.infomax_kernel() is None:
+        pytest.skip("no compiled kernel on this machine")
     gen = torch.Generator().manual_seed(12)
     s, r, d = 2, len(im.ACTIVATIONS), 20
     zt = torch.randn(s, r * k, b, generator=gen) * torch.tensor([0.1, 1.0, 4.0]).repeat(r * k)[:r * k, None]

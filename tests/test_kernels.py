@@ -278,7 +278,8 @@ def test_a_failed_build_warns_and_falls_back_only_in_auto(monkeypatch):
     monkeypatch.setenv("ACTFN_KERNELS", "require")
     with pytest.raises(kernels.KernelUnavailable, match="infomax_cpu.cpp"):
         kernels.infomax_kernel()
-    # and oneDNN's product: torch.mm instead, or an error with cpp
+    # and oneDNN's product, when asked for: torch.mm instead, or an error with require
+    monkeypatch.setenv("ACTFN_ONEDNN", "1")
     monkeypatch.setenv("ACTFN_KERNELS", "auto")
     with pytest.warns(RuntimeWarning, match="torch.mm"):
         assert kernels.onednn_matmul() is None
@@ -288,9 +289,37 @@ def test_a_failed_build_warns_and_falls_back_only_in_auto(monkeypatch):
         kernels.onednn_matmul()
 
 
-@pytest.mark.skipif(kernels.onednn_matmul() is None, reason="PyTorch without oneDNN")
+def onednn():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ACTFN_ONEDNN", "1")
+        return kernels.onednn_matmul()
+
+
+def test_onednn_is_opt_in_and_tested_when_it_loads(monkeypatch):
+    monkeypatch.delenv("ACTFN_ONEDNN", raising=False)
+    assert kernels.onednn_matmul() is None and kernels.products_backend() == "torch.mm"
+    monkeypatch.setenv("ACTFN_ONEDNN", "yes")
+    with pytest.raises(ValueError, match="ACTFN_ONEDNN must be 0 or 1"):
+        kernels.onednn_matmul()
+
+    class Broken:          # as if PyTorch changed the function's signature
+        @staticmethod
+        def matmul_into(a, b, out, beta):
+            raise TypeError("incompatible function arguments")
+
+    monkeypatch.setenv("ACTFN_ONEDNN", "1")
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setattr(kernels, "_build", lambda *a, **k: (Broken, "cpp-test"))
+    if torch.backends.mkldnn.is_available():
+        with pytest.warns(RuntimeWarning, match="failed its self-test"):
+            assert kernels.onednn_matmul() is None
+        assert kernels.products_backend() == "torch.mm"
+
+
+@pytest.mark.skipif(onednn() is None, reason="PyTorch without oneDNN")
 @pytest.mark.parametrize("beta", [0.0, 1.0])
-def test_onednn_product_into_an_output_equals_torch_mm(beta):
+def test_onednn_product_into_an_output_equals_torch_mm(beta, monkeypatch):
+    monkeypatch.setenv("ACTFN_ONEDNN", "1")
     gen = torch.Generator().manual_seed(7)
     a = torch.randn(70, 300, generator=gen)
     b = torch.randn(33, 300, generator=gen).T                # a transposed view, as the bank passes x^T

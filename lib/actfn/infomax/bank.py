@@ -5,8 +5,7 @@ import torch
 
 from ..checks import require
 from ..activations import PWL_KNOTS, PWL_RANGE, activate, kernel_index
-from ..kernels import onednn_matmul
-from .fast_path import (InfoMaxBlocks, bank_kernel, ProductRows, ReconstructionBlocks, StackedLinear, float32_cpu_products,
+from .fast_path import (InfoMaxBlocks, bank_kernel, ProductRows, ReconstructionBlocks, StackedLinear,
                         fused_products, fused_weight_grads_, reconstruction_blocks, reconstruction_terms,
                         stacked_products, stacked_weight_grad_)
 from .loss import EPS, ReconstructionLoss, infomax_loss
@@ -111,7 +110,7 @@ class InfoMaxBank(torch.nn.Module):
             if recon:
                 # (the whole decoder tensor when the span has them all: no slice for autograd to undo)
                 dec = self.decoder if hi - lo == len(self.recon) else self.decoder[:, self.decoder_rows(lo, hi)]
-                if kernel is not None and float32_cpu_products(x, dec) is not None:
+                if kernel is not None:
                     out.append(ReconstructionBlocks.apply(part, dec, self.knots[:, lo:hi], x, self.kinds[lo:hi], self.bf16))
                     continue
             a = self.activations(part.transpose(1, 2).view(s, b, hi - lo, self.k), lo)
@@ -129,8 +128,7 @@ class InfoMaxBank(torch.nn.Module):
     def compiled_step(self, x: torch.Tensor) -> bool:
         """Whether :meth:`loss_and_grad_` can take this bank's step on inputs ``x`` (the compiled
         kernels on the CPU)."""
-        return (x.device.type == "cpu" and self.kernel_branches and bank_kernel() is not None
-                and (not self.recon or onednn_matmul() is not None))
+        return x.device.type == "cpu" and self.kernel_branches and bank_kernel() is not None
 
     @torch.no_grad()
     def loss_and_grad_(self, x: torch.Tensor, rows: ProductRows | None = None) -> torch.Tensor:

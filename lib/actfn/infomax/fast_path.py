@@ -31,11 +31,22 @@ def bank_kernel():
     return kernel
 
 
+class TorchProducts:
+    """``matmul_into(a, b, out, beta)``: out = a b + beta out by torch's own product (the default)."""
+
+    @staticmethod
+    def matmul_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, beta: float) -> None:
+        if beta == 0:
+            torch.mm(a, b, out=out)
+        else:
+            out.addmm_(a, b, beta=beta)
+
+
 def float32_cpu_products(*tensors: torch.Tensor):
-    """oneDNN's float32 product (:func:`actfn.kernels.onednn_matmul`) if every tensor is float32 on the
-    CPU and it loaded, else None (use torch's products)."""
+    """The float32 product into a given output if every tensor is float32 on the CPU: oneDNN's where it
+    is asked for and loads (:func:`actfn.kernels.onednn_matmul`), else torch's; None otherwise."""
     if all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors):
-        return onednn_matmul()
+        return onednn_matmul() or TorchProducts
     return None
 
 
@@ -83,7 +94,7 @@ def reconstruction_blocks(zt, dec, knots, x, kinds, bf16: bool, need_grad: bool 
     ``x`` if the caller has one."""
     s, rk, b = zt.shape
     d = dec.shape[-1]
-    mm = onednn_matmul()
+    mm = onednn_matmul() or TorchProducts
     if bf16:     # the two products with the inputs take bfloat16 operands, as under autocast
         x_low = x.to(torch.bfloat16) if x_low is None else x_low
         dec_low = dec.to(torch.bfloat16)

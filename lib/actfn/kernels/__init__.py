@@ -2,8 +2,8 @@
 
 Two kernels: the piecewise-linear activation (``csrc/pwl_cpu.cpp``, :func:`cpu_kernel`) and the InfoMax
 bank's per-model work between its matrix products (``csrc/infomax_cpu.cpp``, :func:`infomax_kernel`);
-and a float32 matrix product into a given output by oneDNN (``csrc/onednn_matmul.cpp``,
-:func:`onednn_matmul`), the InfoMax bank's products.
+and, opt-in, a float32 matrix product into a given output by oneDNN (``csrc/onednn_matmul.cpp``,
+:func:`onednn_matmul`) for the InfoMax bank's products.
 Each is compiled on first use with :func:`torch.utils.cpp_extension.load` (g++ and ninja; about 25 s
 once, then cached in ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), in a folder
 named by a digest of its source, its flags, the compiler's version, and the versions of torch and
@@ -164,17 +164,57 @@ def infomax_kernel():
                              "bank uses its PyTorch path, which is slower. Install g++ and ninja to fix this.")
 
 
+def onednn_requested() -> bool:
+    """``ACTFN_ONEDNN=1``: the InfoMax bank's float32 products by oneDNN (opt-in; default torch.mm)."""
+    value = os.environ.get("ACTFN_ONEDNN", "0").strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"ACTFN_ONEDNN must be 0 or 1, got {value!r}")
+    return value == "1"
+
+
 def onednn_matmul():
     """``matmul_into(a, b, out, beta)``: out = a b + beta out for float32 CPU tensors, by oneDNN (see
-    ``csrc/onednn_matmul.cpp`` for why), or ``None``: the PyTorch path is asked for, PyTorch has no
-    oneDNN, or the module cannot be built (said once; an error with ``ACTFN_KERNELS=require``);
-    callers then use torch.mm."""
+    ``csrc/onednn_matmul.cpp`` for why), or ``None`` (callers then use torch's products).
+
+    Opt-in (``ACTFN_ONEDNN=1``): the module declares a PyTorch function that has no public header,
+    whose signature has changed between releases.  So it is loaded only when asked for, and only after
+    a self-test against ``torch.mm`` (:func:`_self_test`); if it cannot be built or fails the test, a
+    warning says so and torch's products are used (an error with ``ACTFN_KERNELS=require``)."""
     requested = requested_backend()
-    if requested == "off" or not torch.backends.mkldnn.is_available():
+    if requested == "off" or not onednn_requested() or not torch.backends.mkldnn.is_available():
         return None
-    return _load(("matmul", requested), "actfn_onednn_matmul", MATMUL_SOURCE, False, "torch.mm",
-                 lambda err: f"actfn: oneDNN's matrix product could not be loaded ({type(err).__name__}); the "
-                             "InfoMax bank's float32 products use torch.mm.")
+    key = ("matmul", requested)
+    module = _load(key, "actfn_onednn_matmul", MATMUL_SOURCE, False, "torch.mm",
+                   lambda err: f"actfn: oneDNN's matrix product could not be loaded ({type(err).__name__}); the "
+                               "InfoMax bank's float32 products use torch.mm.")
+    if module is not None and ("matmul-tested", requested) not in _state:
+        _state["matmul-tested", requested] = True
+        problem = _self_test(module)
+        if problem:
+            if requested == "require":
+                raise KernelUnavailable(f"ACTFN_KERNELS=require but onednn_matmul.cpp failed its self-test: {problem}")
+            warnings.warn(f"actfn: oneDNN's matrix product failed its self-test ({problem}); the InfoMax bank's "
+                          "float32 products use torch.mm.", RuntimeWarning, stacklevel=2)
+            _state[key] = (None, "torch.mm (oneDNN failed its self-test)")
+            module = None
+    return module
+
+
+def _self_test(module) -> str | None:
+    """What is wrong with ``module.matmul_into`` against ``torch.mm``, or None: float32, a transposed
+    operand and an output slice, both values of beta."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(37, 300, generator=gen), torch.randn(29, 300, generator=gen).T
+    for beta in (0.0, 1.0):
+        out = torch.randn(40, 29, generator=gen)[2:39]
+        expected = a @ b + beta * out
+        try:
+            module.matmul_into(a, b, out, beta)
+        except Exception as err:       # (a changed signature fails here, not in the middle of training)
+            return f"{type(err).__name__}: {err}"
+        if not torch.allclose(out, expected, rtol=1e-4, atol=1e-4):
+            return f"beta = {beta:g}: largest difference {float((out - expected).abs().max()):.3g}"
+    return None
 
 
 def extensions_dir() -> Path:
