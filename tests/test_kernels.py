@@ -194,6 +194,20 @@ def test_backward_lanes_give_the_same_bits_and_intel_cores_take_the_ymm_halves()
 
 
 @needs_kernel
+@pytest.mark.skipif(kernels.backend() != "cpp-avx512" or cpu_vendor() != "GenuineIntel",
+                    reason="the tuned order is Intel's, in the AVX-512 build")
+def test_the_tuned_order_is_opt_in(monkeypatch):
+    kernel = kernels.cpu_kernel()
+    assert not kernel.small_planes_in_order() and "tuned" not in kernels.cpu_path()
+    monkeypatch.setenv("ACTFN_KERNELS_TUNED", "1")
+    monkeypatch.setattr(kernels, "_state", {})
+    try:
+        assert kernels.cpu_kernel().small_planes_in_order() and "tuned order" in kernels.cpu_path()
+    finally:
+        kernel.set_small_planes_in_order(False)
+
+
+@needs_kernel
 @pytest.mark.skipif(kernels.backend() != "cpp-avx512", reason="the AVX-512 build has the two orders")
 @pytest.mark.parametrize("in_order", [False, True])
 def test_both_orders_of_small_planes_match_the_reference_and_are_deterministic(in_order):
@@ -201,8 +215,7 @@ def test_both_orders_of_small_planes_match_the_reference_and_are_deterministic(i
     # (Intel's default); other sums, so each is checked against the reference and across thread counts
     kernel = kernels.cpu_kernel()
     default = kernel.small_planes_in_order()
-    if cpu_vendor():
-        assert default == (cpu_vendor() == "GenuineIntel")
+    assert default is bool(kernels.tuned() and cpu_vendor() == "GenuineIntel")   # opt-in, on Intel only
     threads = torch.get_num_threads()
     try:
         kernel.set_small_planes_in_order(in_order)

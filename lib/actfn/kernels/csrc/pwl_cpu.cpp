@@ -26,19 +26,11 @@ constexpr int64_t kChunk = 16384;  // elements per partial histogram (shared kno
 // 256-bit halves on all its ports, and there the zmm path was the faster one.
 bool g_ymm_backward = false;
 
-// Per-channel 4x4 planes in the backward pass: in memory order with one histogram per channel and block
-// (true, on Intel CPUs) or samples side by side with kChannelCopies copies (see backward_samples_avx512).
-// In-process A/B of the backward pass on 256x512x4x4 on an Intel Xeon VM, with the ymm lanes, against
-// side by side with 4 copies: in memory order with one copy about 12 % faster, side by side with one
-// copy 4 %, in memory order with 4 copies no faster.  (With the zmm lanes neither order is faster.)
-// The two give different bits (other sums of copies), so this is fixed per machine, like the build.
-// What bounds the in-order pass there is its instruction count, not the waits of one bin's updates on
-// one another: planes whose 16 elements fall in 16 distinct segments ran 11 % faster than the
-// benchmark's N(0, 4) inputs, planes all in one segment 11 % slower (Intel Xeon VM, 9 rounds).  Tried
-// there and dropped (in-process A/Bs against a same-source build): non-temporal stores of out and gx (no
-// gain); the (g, g u) pairs of hist_add8y through a stack buffer, or their high halves reloaded: no
-// gain; the blend's mask by vpmovd2m instead of vptestmd: slower; the AVX2 loop (gathers, no table per
-// plane) for these planes: no gain.  What did help: fewer shuffles for the offsets (see hist_add8y).
+// Per-channel 4x4 planes in the backward pass: samples side by side with kChannelCopies histogram
+// copies (the default, on every CPU; see backward_samples_avx512), or in memory order with one copy
+// per channel and block (opt-in: ACTFN_KERNELS_TUNED=1 sets it on Intel CPUs, where it is faster, as
+// benchmarks/ measures).  The two sum the same terms in another order, so they differ in the last bits:
+// the default keeps every CPU on the same bits.
 bool g_small_planes_in_order = false;
 
 template <typename acc_t>
@@ -879,7 +871,7 @@ bool register_op() {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #if defined(__AVX512F__)
   __builtin_cpu_init();
-  g_ymm_backward = g_small_planes_in_order = __builtin_cpu_is("intel");
+  g_ymm_backward = __builtin_cpu_is("intel");   // (the same bits as zmm16: not a choice of order)
 #endif
   m.def("set_backward_lanes", [](const std::string& lanes) {
     TORCH_CHECK(lanes == "zmm16" || lanes == "ymm8x2", "backward lanes must be zmm16 or ymm8x2, got ", lanes);
@@ -887,8 +879,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   }, "the AVX-512 build's backward pass: zmm16 (sixteen lanes in zmm registers) or ymm8x2 (two ymm halves; "
      "the default on Intel CPUs); the same bits either way");
   m.def("set_small_planes_in_order", [](bool in_order) { g_small_planes_in_order = in_order; },
-        "per-channel 4x4 planes, backward pass (AVX-512 builds): in memory order with one histogram copy "
-        "(the default on Intel CPUs) or samples side by side with four copies; other bits, the same sums");
+        "per-channel 4x4 planes, backward pass (AVX-512 builds): samples side by side with four histogram "
+        "copies (the default) or in memory order with one (opt-in); the same sums in another order");
   m.def("small_planes_in_order", []() { return g_small_planes_in_order; });
   m.def("backward_lanes", []() {
 #if defined(__AVX512F__)
