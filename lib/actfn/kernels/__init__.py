@@ -106,7 +106,9 @@ def build_folder(name: str, sources: list[Path], flags: list[str], compiler: lis
 def _build(name: str = "actfn_pwl_cpu", source: Path = SOURCE, widest: bool = False):
     variant, flags = _simd_flags(widest)
     cflags = ["-O3", "-fno-math-errno", "-fopenmp", *flags]
-    folder = build_folder(f"{name}_{variant}", [source], cflags, [os.environ.get("CXX", "c++")])
+    # (the headers of csrc/ too: a source includes them by name, and the folder must change with them)
+    headers = sorted(source.parent.glob("*.h"))
+    folder = build_folder(f"{name}_{variant}", [source, *headers], cflags, [os.environ.get("CXX", "c++")])
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     logger = logging.getLogger("torch.utils.cpp_extension")
     level = logger.level
