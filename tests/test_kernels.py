@@ -76,19 +76,28 @@ def test_kernel_matches_reference_for_any_number_of_knots(knots, shape, per_chan
 
 @needs_kernel
 @pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() != "AVX512", reason="the CPU has no AVX-512")
-def test_avx2_and_avx512_builds_agree():
-    # on an AVX-512 CPU the book uses the AVX-512 build; the AVX2 build (other CPUs) is checked here
+def test_avx2_and_avx512_builds_give_the_same_bits():
+    # the book's default kernels are portable: the AVX2 build (other CPUs) and the AVX-512 build, with
+    # either of its backward lanes, give the same bits forward and backward, knot gradients included
     avx2, name = kernels._build(widest=False)
     assert name == "cpp-avx2" and avx2.backward_lanes() == "ymm8"
-    for shape, per_channel in SHAPES:
-        gen = torch.Generator().manual_seed(1)
-        x = torch.randn(shape, generator=gen) * 2.5
-        y = torch.randn((shape[1], 33) if per_channel else (33,), generator=gen)
-        g = torch.randn(shape, generator=gen)
-        fast = kernels.cpu_kernel()
-        torch.testing.assert_close(avx2.forward(x, y, -3.0, 3.0), fast.forward(x, y, -3.0, 3.0))
-        for a, b in zip(avx2.backward(g, x, y, -3.0, 3.0, True, True), fast.backward(g, x, y, -3.0, 3.0, True, True)):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    fast = kernels.cpu_kernel()
+    assert not fast.small_planes_in_order()
+    lanes = fast.backward_lanes()
+    extra = [((128, 64, 16, 16), True), ((256, 512, 4, 4), True), ((256, 512, 4, 4), False), ((40, 8, 4, 4), True)]
+    try:
+        for lane in ("zmm16", "ymm8x2"):
+            fast.set_backward_lanes(lane)
+            for (shape, per_channel), knots in [(s, 33) for s in SHAPES + extra] + [(s, 65) for s in SHAPES[:4]]:
+                gen = torch.Generator().manual_seed(1)
+                x = torch.randn(shape, generator=gen) * 2.5
+                y = torch.randn((shape[1], knots) if per_channel else (knots,), generator=gen)
+                g = torch.randn(shape, generator=gen)
+                assert torch.equal(avx2.forward(x, y, -3.0, 3.0), fast.forward(x, y, -3.0, 3.0)), (shape, per_channel)
+                for a, b in zip(avx2.backward(g, x, y, -3.0, 3.0, True, True), fast.backward(g, x, y, -3.0, 3.0, True, True)):
+                    assert torch.equal(a, b), (lane, shape, per_channel, knots)
+    finally:
+        fast.set_backward_lanes(lanes)
 
 
 @needs_kernel

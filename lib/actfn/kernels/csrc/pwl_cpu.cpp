@@ -221,12 +221,16 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
   // histograms are zeroed by the task that fills them and summed in parallel over channels (the copies
   // made them 4 times larger: zeroed and summed by the calling thread alone, they took back a third of
   // the gain).
+  // The copies, and so the order of the sums, depend on the shape alone, not on the build: the AVX2
+  // loops keep the AVX-512 loops' copies (lane e mod 4 of a plane to copy e mod 4), so both builds
+  // give the same bits (the tuned order, opt-in, is the exception).
+  const bool copied = std::is_same_v<scalar_t, float> && L.inner % 16 == 0 && last < 32;
   bool wide = false;
 #if defined(__AVX512F__)
-  wide = std::is_same_v<scalar_t, float> && L.inner % 16 == 0 && last < 32;
+  wide = copied;
 #endif
   const bool side_by_side = wide && L.inner == 16 && !g_small_planes_in_order;
-  const int copies = wide && (L.inner > 16 || side_by_side) ? kChannelCopies : 1;
+  const int copies = copied && (L.inner > 16 || !g_small_planes_in_order) ? kChannelCopies : 1;
   const int64_t plane_block = L.channels * L.inner, one_copy = L.channels * L.segs * 2, table = one_copy * copies;
   const int64_t per_block = std::max<int64_t>(1, (std::max<int64_t>(16 * kChunk, 16 * one_copy) + plane_block - 1) / plane_block);
   const int64_t blocks = (L.outer + per_block - 1) / per_block;
@@ -266,7 +270,8 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
       if constexpr (std::is_same_v<scalar_t, float>) {
         if (L.inner % 8 == 0) {
           backward_planes_avx2(x + o0 * plane_block, g + o0 * plane_block, gx ? gx + o0 * plane_block : nullptr,
-                               slope, hist, L.segs, L.inner, L.channels, (o1 - o0) * L.channels, last, a, b);
+                               slope, hist, L.segs, L.inner, L.channels, (o1 - o0) * L.channels, last, a, b,
+                               copies);
           continue;
         }
       }
@@ -275,7 +280,8 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
         for (int64_t c = 0; c < L.channels; ++c) {
           const int64_t off = (o * L.channels + c) * L.inner;
           backward_run<scalar_t, acc_t>(x + off, g + off, gx ? gx + off : nullptr, slope + c * L.segs,
-                                        hist ? hist + c * L.segs * 2 : nullptr, 0, 1, L.inner, last, a, b);
+                                        hist ? hist + c * copies * L.segs * 2 : nullptr, copies > 1 ? L.segs : 0,
+                                        copies, L.inner, last, a, b);
         }
     }
   });

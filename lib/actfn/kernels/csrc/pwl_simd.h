@@ -106,7 +106,9 @@ inline int64_t backward_run_avx2(const float* x, const float* g, float* gx, cons
     segment8(_mm256_loadu_ps(x + e), av, bv, lv, &s, &i, &u);
     __m256 gg = _mm256_loadu_ps(g + e);
     if (gx) _mm256_storeu_ps(gx + e, _mm256_mul_ps(gg, _mm256_i32gather_ps(slope, i, 4)));
-    if (hist) hist_add8(hist, copy_stride, copies, i, gg, _mm256_mul_ps(gg, u));
+    // element e goes to copy e mod copies, as lane e mod 16 does in the AVX-512 loops: the same sums
+    // in the same order, so the AVX2 and AVX-512 builds give the same bits
+    if (hist) hist_add8(hist, copy_stride, copies, i, gg, _mm256_mul_ps(gg, u), int(e & 15));
   }
   return e;
 }
@@ -395,10 +397,11 @@ inline void forward_planes_avx2(const float* x, float* out, const float* left, c
 
 inline void backward_planes_avx2(const float* x, const float* g, float* gx, const float* slope, float* hist,
                                  int64_t segs, int64_t inner, int64_t channels, int64_t planes, int64_t last,
-                                 float a, float b) {
+                                 float a, float b, int copies = 1) {
   for (int64_t p = 0, c = 0; p < planes; ++p, c = (c + 1 == channels) ? 0 : c + 1)
     backward_run_simd(x + p * inner, g + p * inner, gx ? gx + p * inner : nullptr, slope + c * segs,
-                      hist ? hist + c * segs * 2 : nullptr, 0, 1, inner, last, a, b);
+                      hist ? hist + c * copies * segs * 2 : nullptr, copies > 1 ? segs : 0, copies, inner, last,
+                      a, b);
 }
 #endif
 
