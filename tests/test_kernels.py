@@ -152,6 +152,13 @@ def test_eager_cpu_path_is_the_operator_with_its_cpp_autograd_node(x_grad, y_gra
     assert gx.shape == x.shape and gy.numel() == 0
 
 
+def test_off_takes_the_pytorch_path_even_after_the_operator_is_registered(monkeypatch):
+    x, y = torch.randn(4, 8, requires_grad=True), torch.randn(33, requires_grad=True)
+    piecewise_linear(x, y)                                   # (registers the operator where it loads)
+    monkeypatch.setenv("ACTFN_KERNELS", "off")
+    assert piecewise_linear(x, y).grad_fn.name() == "PiecewiseLinearFunctionBackward"
+
+
 def test_the_pytorch_path_matches_the_specification():
     gen = torch.Generator().manual_seed(6)
     x, g = torch.randn(6, 4, 4, 4, generator=gen) * 2.5, torch.randn(6, 4, 4, 4, generator=gen)

@@ -4,8 +4,8 @@ Two kernels: the piecewise-linear activation (``csrc/pwl_cpu.cpp``, :func:`cpu_k
 bank's per-model work between its matrix products (``csrc/infomax_cpu.cpp``, :func:`infomax_kernel`);
 and, opt-in, a float32 matrix product into a given output by oneDNN (``csrc/onednn_matmul.cpp``,
 :func:`onednn_matmul`) for the InfoMax bank's products.
-Each is compiled on first use with :func:`torch.utils.cpp_extension.load` (g++ and ninja; about 25 s
-once, then cached in ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), in a folder
+Each is compiled on first use with :func:`torch.utils.cpp_extension.load` (g++ and ninja; once, then
+cached in ``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), in a folder
 named by a digest of its source, its flags, the compiler's version, and the versions of torch and
 Python (:func:`build_folder`), and loaded only from there: two checkouts with different sources
 never rebuild or load each other's kernels, and a build made for other sources is never picked up.
@@ -16,8 +16,8 @@ never rebuild or load each other's kernels, and a build made for other sources i
 * ``require``: the compiled kernels or an error.
 * ``off``: always the PyTorch path.
 
-On CUDA tensors the activation takes ``csrc/pwl_cuda.cu`` (:func:`cuda_kernel`, built by nvcc in a
-few seconds once per GPU architecture and cached in the same folder, launched through ctypes) under
+On CUDA tensors the activation takes ``csrc/pwl_cuda.cu`` (:func:`cuda_kernel`, built by nvcc once
+per GPU architecture and cached in the same folder, launched through ctypes) under
 the same three choices; a machine without nvcc warns once and takes the PyTorch path.
 :func:`backend` says which path CPU tensors take, :func:`cuda_backend` which path CUDA tensors take.
 """

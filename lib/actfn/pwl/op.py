@@ -75,7 +75,8 @@ def _uses_op(x: torch.Tensor) -> bool:
         return _registered
     if x.device.type == "cuda":
         return cuda_kernel(x.device) is not None and register()
-    return x.device.type == "cpu" and register()
+    # (cpu_kernel() first: ACTFN_KERNELS=off takes the PyTorch path even after the operator was registered)
+    return x.device.type == "cpu" and cpu_kernel() is not None and register()
 
 
 def piecewise_linear(x: torch.Tensor, y: torch.Tensor, lo: float = -3.0, hi: float = 3.0) -> torch.Tensor:
