@@ -217,17 +217,16 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
   // backward_planes_avx2; in L2), summed in block order.  A block holds at least 16 times its
   // histograms' size in x (one copy's size), so that zeroing and summing the histograms stays small
   // beside the pass; the price is fewer blocks to share among many cores.
-  // On the AVX-512 paths each channel's histogram has kChannelCopies copies (see there); each block's
-  // histograms are zeroed by the task that fills them and summed in parallel over channels (the copies
-  // made them 4 times larger: zeroed and summed by the calling thread alone, they took back a third of
-  // the gain).
-  // The copies, and so the order of the sums, depend on the shape alone, not on the build: the AVX2
-  // loops keep the AVX-512 loops' copies (lane e mod 4 of a plane to copy e mod 4), so both builds
-  // give the same bits (the tuned order, opt-in, is the exception).
+  // Planes of 16k elements (at most 32 segments) give each channel kChannelCopies histogram copies,
+  // lane e mod 4 of a plane to copy e mod 4, in the AVX-512 and the AVX2 loops alike: the copies, and so
+  // the order of the sums, depend on the shape alone, and both builds give the same bits (the tuned
+  // order, opt-in, is the exception).  The task that fills a block's histograms zeroes them; they are
+  // summed in parallel over channels (by the calling thread alone, the copies cost too much).
   const bool copied = std::is_same_v<scalar_t, float> && L.inner % 16 == 0 && last < 32;
-  bool wide = false;
 #if defined(__AVX512F__)
-  wide = copied;
+  const bool wide = copied;
+#else
+  const bool wide = false;
 #endif
   const bool side_by_side = wide && L.inner == 16 && !g_small_planes_in_order;
   const int copies = copied && (L.inner > 16 || !g_small_planes_in_order) ? kChannelCopies : 1;
@@ -297,24 +296,6 @@ void backward_kernel(const scalar_t* x, const scalar_t* g, scalar_t* gx, const a
 
 // Tables in the accumulation type: left value y_i and rise y_{i+1} - y_i of each segment, one row of
 // segs per knot row (plain loops: a dozen tensor ops on 33 numbers cost more than a small layer's pass).
-// Tables on cache-line boundaries: a 33-knot row is two 64-byte vectors, which a misaligned row
-// splits over three lines.
-template <typename T>
-struct CacheLineAllocator {
-  using value_type = T;
-  CacheLineAllocator() = default;
-  template <typename U>
-  CacheLineAllocator(const CacheLineAllocator<U>&) {}
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
-  template <typename U>
-  bool operator==(const CacheLineAllocator<U>&) const { return true; }
-  template <typename U>
-  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
-};
-template <typename T>
-using Table = std::vector<T, CacheLineAllocator<T>>;
-
 template <typename acc_t>
 void tables(const torch::Tensor& y, Table<acc_t>& left, Table<acc_t>& rise) {
   auto ya = y.to(c10::CppTypeToScalarType<acc_t>::value).contiguous();

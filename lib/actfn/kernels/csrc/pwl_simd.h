@@ -1,6 +1,7 @@
 // The vector loops of the piecewise-linear activation's CPU kernels (included by pwl_cpu.cpp only):
 // runs of elements that share one knot table, forward and backward, in AVX2 and AVX-512, and their
-// per-channel plane walks.  The scalar loops, the layouts and the entry points are in pwl_cpu.cpp.
+// per-channel plane walks, and the cache-aligned tables they read.  The scalar loops, the layouts and
+// the entry points are in pwl_cpu.cpp.
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -8,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <vector>
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -404,5 +407,23 @@ inline void backward_planes_avx2(const float* x, const float* g, float* gx, cons
                       a, b);
 }
 #endif
+
+// Tables on cache-line boundaries: a 33-knot row is two 64-byte vectors, which a misaligned row
+// splits over three lines.
+template <typename T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <typename U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <typename U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
+template <typename T>
+using Table = std::vector<T, CacheLineAllocator<T>>;
 
 }  // namespace
