@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data compiler book test bench clean
+.PHONY: setup data compiler book site test bench clean
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 book: setup data compiler   ## set up, then build the whole book into _build/html
 	PATH="$(abspath $(BIN)):$$PATH" jupyter-book build book/
+
+site: book   ## the built book as one archive, _build/site.tar.gz: unpack it anywhere and open html/index.html
+	tar -czf _build/site.tar.gz -C _build html
 
 test: setup data compiler   ## set up, then run the test suite
 	WANDB_MODE=disabled $(BIN)/python -m pytest

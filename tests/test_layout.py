@@ -15,7 +15,7 @@ LAYERS = [
     ("unit experiments", ["actfn.unit"]),
     ("deep networks", ["actfn.deep"]),
     ("InfoMax", ["actfn.infomax"]),
-    ("the chapters' parameters, the package's front door", ["actfn.params", "actfn"]),
+    ("the chapters' parameters, the package's front door", ["actfn.params", "actfn.provenance", "actfn"]),
 ]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -194,10 +195,12 @@ def validate(chapter: str, namespace: dict) -> dict:
     if bad:
         raise ValueError(f"{chapter}: " + "; ".join(bad))
     _validated[chapter] = dict(values)
+    _started[chapter] = time.perf_counter()
     return values
 
 
 _validated: dict = {}
+_started: dict = {}     # when each chapter's parameters were checked: its page's start (actfn.provenance)
 
 
 def made_by(chapter: str) -> dict:
