@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data compiler book site test bench clean
+.PHONY: setup data compiler browser book site check-site test bench clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,16 @@ compiler:
 	  fi; \
 	fi
 
+# Chromium and its driver, for the real-browser check of the site (scripts/check_site.py)
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq chromium chromium-driver || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)); \
+	  else \
+	    echo "Chromium is missing: run 'sudo apt-get install chromium chromium-driver' (the browser check needs it)"; exit 1; \
+	  fi; \
+	fi
+
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -41,7 +51,10 @@ book: setup data compiler   ## set up, then build the whole book into _build/htm
 site: book   ## the built book as one archive, _build/site.tar.gz: unpack it anywhere and open html/index.html
 	tar -czf _build/site.tar.gz -C _build html
 
-test: setup data compiler   ## set up, then run the test suite
+check-site: setup browser   ## open every built page in headless Chromium at 1280 and 390 px; screenshots in _build/screenshots
+	$(BIN)/python scripts/check_site.py _build/html --screenshots _build/screenshots
+
+test: setup data compiler browser   ## set up, then run the test suite
 	WANDB_MODE=disabled $(BIN)/python -m pytest
 
 bench: setup compiler  ## every benchmark, one table -> results/benchmarks.json (BENCH_ARGS=--no-build: skip the builds)
