@@ -58,6 +58,8 @@ def _repository_or_nothing(app, config):
     # (Jupyter Book refuses use_repository_button without a URL, so _config.yml leaves it off and
     # the URL alone turns it on here)
     options = config.html_theme_options
+    # (a template variable; unset, the theme logs "Got invalid theme mode" on a reader's first page)
+    config.html_context.setdefault("default_mode", "light")
     if str(options.get("repository_url") or "").strip():
         options["use_repository_button"] = True
     else:
