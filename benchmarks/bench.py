@@ -98,6 +98,32 @@ def goal(r: dict) -> str:
     return f"{bound}: {'met' if r['meets_goal'] else 'not met'}"
 
 
+GOAL_COLUMNS = [("section", "section"), ("what", "measured"), ("result", "result"), ("goal", "goal"),
+                ("source", "measured by")]
+
+
+def goal_rows(live: list[dict], saved: dict | None) -> tuple[list[dict], list[str]]:
+    """The benchmarks with a goal, one row each -- from ``live`` (this build's rows) for the sections it
+    ran, else from the ``make bench`` table ``saved`` -- and the titles of the sections neither measured."""
+    out, unmeasured = [], []
+    saved_rows = saved["rows"] if saved else []
+    for title, _ in SECTIONS.values():
+        here = [r for r in live if r["section"] == title]
+        there = [r for r in saved_rows if r["section"] == title]
+        source, section = (("this build", here) if here else
+                           (f"make bench, {saved['date'][:10]}" if saved else "", there))
+        if not section:
+            unmeasured.append(title)
+        last = None
+        for r in section:
+            met = meets(r)
+            if met is not None:
+                out.append({"section": title if title != last else "", "what": r["what"].strip(), "result": result(r),
+                            "goal": goal({**r, "meets_goal": met}), "source": source, "met": met})
+                last = title
+    return out, unmeasured
+
+
 TABLE_COLUMNS = [("section", "section"), ("what", "measured"), ("result", "result"), ("goal", "goal")]
 SECTION_COLUMNS = [("what", "measured"), ("result", "result"), ("goal", "goal")]
 

@@ -147,3 +147,19 @@ def test_a_damaged_or_partial_table_is_reported_not_raised(tmp_path):
     assert "rows are not rows" in bench.read_table(path)[1]
     path.write_text(json.dumps({**good, "machine": {"cpu": "x"}}))
     assert "machine description" in bench.read_table(path)[1]
+
+
+def test_goal_rows_take_this_builds_rows_first_then_the_saved_table_and_list_the_rest():
+    act, deep, infomax = (bench.SECTIONS[k][0] for k in ("activation", "deep", "infomax"))
+    live = [{"section": act, "what": "pwl / silu ", "ratio": 1.2, "goal": 1.5, "goal_kind": "max"},
+            {"section": act, "what": "no goal here", "ratio": 3.0}]
+    saved = {"date": "2026-12-01T10:00:00", "rows": [
+        {"section": act, "what": "stale pwl / silu", "ratio": 9.0, "goal": 1.5, "goal_kind": "max"},
+        {"section": deep, "what": "vgg step", "ratio": 1.3, "goal": 1.15, "goal_kind": "max"}]}
+    goals, unmeasured = bench.goal_rows(live, saved)
+    assert [(g["what"], g["source"], g["met"]) for g in goals] == [
+        ("pwl / silu", "this build", True), ("vgg step", "make bench, 2026-12-01", False)]
+    assert goals[0]["goal"] == "≤ 1.5×: met" and goals[1]["result"] == "1.30×"
+    assert act not in unmeasured and deep not in unmeasured and infomax in unmeasured
+    goals, unmeasured = bench.goal_rows([], None)
+    assert goals == [] and unmeasured == [title for title, _ in bench.SECTIONS.values()]
