@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data compiler browser book site check-site test bench clean
+.PHONY: setup data compiler browser tex book site check-site pdf test bench clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,18 @@ browser:
 	  fi; \
 	fi
 
+# XeLaTeX, latexmk, the fonts Sphinx's LaTeX uses, and poppler's pdfinfo/pdftotext (Debian), for make pdf
+TEX_PACKAGES := latexmk texlive-xetex texlive-latex-extra texlive-latex-recommended texlive-fonts-recommended \
+                texlive-plain-generic fonts-freefont-otf poppler-utils
+tex:
+	@if ! command -v xelatex >/dev/null || ! command -v latexmk >/dev/null || ! command -v pdftotext >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq $(TEX_PACKAGES) || (apt-get update -qq && apt-get install -y -qq $(TEX_PACKAGES))); \
+	  else \
+	    echo "TeX is missing: run 'sudo apt-get install $(TEX_PACKAGES)' (make pdf needs it)"; exit 1; \
+	  fi; \
+	fi
+
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -50,6 +62,10 @@ book: setup data compiler   ## set up, then build the whole book into _build/htm
 
 site: book   ## the built book as one archive, _build/site.tar.gz: unpack it anywhere and open html/index.html
 	tar -czf _build/site.tar.gz -C _build html
+
+pdf: setup data compiler tex   ## the whole book as one PDF, _build/latex/book.pdf (pages from the build's cache), then checked
+	PATH="$(abspath $(BIN)):$$PATH" jupyter-book build book/ --builder pdflatex
+	$(BIN)/python scripts/check_pdf.py _build/latex/book.pdf
 
 check-site: setup browser   ## open every built page in headless Chromium at 1280 and 390 px; screenshots in _build/screenshots
 	$(BIN)/python scripts/check_site.py _build/html --screenshots _build/screenshots
