@@ -162,7 +162,7 @@ def _profile_claims(fits, swish_optimum, optimum_linear_r2=None) -> list[dict]:
     """The sign pattern of ρ at K=20, σ=1; σ = 10 "nearly linear"; "Swish is optimal" (§4.1, §5.1)."""
     rows = []
     mid = _pick(fits, 20, 1.0)
-    claim = "K=20, σ=1: negative ρₖ for low classes, positive for high classes"
+    claim = "K=20, σ=1: negative ρ_k for low classes, positive for high classes"
     if mid is None or "correlations" not in mid:
         rows.append(claim_row(claim, "-", "-", NOT_TESTABLE, "no K=20, σ=1 run in this build"))
     else:
