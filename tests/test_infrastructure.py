@@ -113,12 +113,12 @@ def test_profile_claims_follow_known_answers():
     fits = [_fit(20, 1.0, correlations=[-0.1, -0.05, 0.02, 0.13]), _fit(20, 10.0, linear_r2=0.9995)]
     best = {"beta": 1.8, "x0": 0.6, "objective": -0.1674, "pwl_objective": -0.1686}
     rows = {r["claim"]: r for r in unit_claims(fits, swish_optimum=best)}
-    assert rows["K=20, σ=1: negative ρₖ for low classes, positive for high classes"]["status"] == REPRODUCED
+    assert rows["K=20, σ=1: negative ρ_k for low classes, positive for high classes"]["status"] == REPRODUCED
     assert rows["σ = 10: broad, nearly linear"]["status"] == REPRODUCED
     assert rows["Swish is the optimal activation (§5.1)"]["status"] == DIFFERS        # 99.3 % of the best f
     fits = [_fit(20, 1.0, correlations=[-0.1, 0.05, -0.02, 0.07]), _fit(20, 10.0, linear_r2=0.95)]
     rows = {r["claim"]: r for r in unit_claims(fits, swish_optimum={**best, "objective": -0.1686})}
-    assert rows["K=20, σ=1: negative ρₖ for low classes, positive for high classes"]["status"] == NOT_REPRODUCED
+    assert rows["K=20, σ=1: negative ρ_k for low classes, positive for high classes"]["status"] == NOT_REPRODUCED
     assert rows["σ = 10: broad, nearly linear"]["status"] == NOT_REPRODUCED
     assert rows["Swish is the optimal activation (§5.1)"]["status"] == REPRODUCED
 
