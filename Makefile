@@ -29,9 +29,13 @@ compiler:
 	  fi; \
 	fi
 
-# Chromium and its driver, for the real-browser check of the site (scripts/check_site.py)
+# Chromium and its driver, for the real-browser check of the site (scripts/check_site.py); another
+# Chromium-based browser and driver can be named with ACTFN_CHROMIUM and ACTFN_CHROMEDRIVER
+ACTFN_CHROMIUM ?= /usr/bin/chromium
+ACTFN_CHROMEDRIVER ?= /usr/bin/chromedriver
+export ACTFN_CHROMIUM ACTFN_CHROMEDRIVER
 browser:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	@if [ ! -x "$(ACTFN_CHROMIUM)" ] || [ ! -x "$(ACTFN_CHROMEDRIVER)" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get install -y -qq chromium chromium-driver || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)); \
 	  else \
