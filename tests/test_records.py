@@ -131,6 +131,9 @@ def test_a_deep_record_replays_its_first_steps(tiny_deep_record):
                for s in rec["runs"] if s["activation"] == "pwl")
     out = deep_report.replay(rec, train, test)
     assert out["model"] == "vgg11, local_correlation, seed 0" and out["max_relative_difference"] <= 1e-5
+    import torch
+    assert out["threads"] == torch.get_num_threads()          # as the run recorded it, and restored after
+    assert all(s["prefix_threads"] == torch.get_num_threads() for s in rec["runs"] if s["activation"] == "pwl")
     run = deep_report.replay_run(rec["runs"])
     run["prefix_losses"][3] *= 1 + 3e-4     # as if the code now computed another loss at step 4
     with pytest.raises(records.RecordError, match=r"no longer replays: the training loss of step 4 \(vgg11"):
@@ -162,3 +165,14 @@ def test_the_seed_table_gives_a_t_interval():
     half = 4.302652729911275 * 0.1 / 3 ** 0.5     # t(0.975, 2 df)
     assert rows[0]["interval"] == f"[{0.9 - half:.3f}, {0.9 + half:.3f}]"
     assert rows[1]["seeds"] == 1 and rows[1]["interval"] == "one seed: none"
+
+
+def test_the_committed_deep_record_replays():
+    """The chapter's record, as the book build replays it (seconds: eight steps of one VGG-11)."""
+    from actfn.deep import report as deep_report
+
+    path = ROOT / "records" / "deep_networks" / "record-fashion_mnist.json"
+    rec = records.load(path, "deep_networks")["results"]
+    train, test = (D.load_dataset(rec["dataset"], ROOT / "data", train=t) for t in (True, False))
+    out = deep_report.replay(rec, train, test)
+    assert out["threads"] == 1 and out["max_relative_difference"] <= 1e-4

@@ -97,6 +97,9 @@ class DeepRun:
     val_images: int = 0
     test_images: int = 0
     prefix_losses: list = field(default_factory=list)   # the first PREFIX_STEPS training losses
+    # torch's CPU threads when those losses were computed: how many threads split a reduction changes
+    # its last bits, which training amplifies (a replay runs with the same count)
+    prefix_threads: int | None = None
 
 
 def pwl_layers(model) -> list[PiecewiseLinearActivation]:
@@ -211,6 +214,7 @@ def train_deep(cfg: DeepConfig, train_data: ImageData, test_data: ImageData, che
                 opt.load_state_dict(state["optimizers"][k])
             run.history, run.snapshots, run.seconds = state["history"], state["snapshots"], state["seconds"]
             run.prefix_losses = state.get("prefix_losses", [])
+            run.prefix_threads = state.get("prefix_threads")
             start_epoch = state["epoch"]
         elif acts:
             run.snapshots[0] = [layer.values.detach().cpu().numpy().copy() for layer in acts]
@@ -278,6 +282,7 @@ def _train_epochs(cfg, model, acts, act_params, optimizers, train, val, run, cla
                 tot_loss += loss.item() * len(y)
                 if step <= PREFIX_STEPS:
                     run.prefix_losses.append(loss.item())
+                    run.prefix_threads = torch.get_num_threads()
                 tot_correct += (out.argmax(1) == y).sum().item()
                 seen += len(y)
                 if step in snaps and acts:
@@ -296,7 +301,7 @@ def _train_epochs(cfg, model, acts, act_params, optimizers, train, val, run, cla
                     "epoch": epoch + 1, "model": model.state_dict(),
                     "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                     "history": run.history, "snapshots": run.snapshots, "seconds": run.seconds,
-                    "prefix_losses": run.prefix_losses})
+                    "prefix_losses": run.prefix_losses, "prefix_threads": run.prefix_threads})
     finally:
         if capture is not None:
             capture.remove()
@@ -423,6 +428,7 @@ def run_experiments(configs: list[DeepConfig], train_data: ImageData, test_data:
         summary = {"model": cfg.model, "dataset": cfg.dataset, "mode": cfg.mode, "activation": cfg.activation,
                    "seed": cfg.seed, "epochs": cfg.epochs, "test_acc": run.test_acc, "test_loss": run.test_loss,
                    "test_images": run.test_images, "config": asdict(cfg), "prefix_losses": run.prefix_losses,
+                   "prefix_threads": run.prefix_threads,
                    "seconds": run.seconds, "history": run.history, "val_images": run.val_images, "layers": [],
                    "gaussianity": [], **knot_record(run)}
         if cfg.activation == "pwl":
