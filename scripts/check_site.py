@@ -11,6 +11,9 @@ loads each page from ``file://`` -- no server, no network -- at each width, and 
   TeX left in the text;
 * every internal link and anchor resolves;
 * nothing wider than its column, unless it scrolls inside its own box;
+* the text of every figure at least 9 px high as displayed: a PNG's smallest text (the page's
+  ``figure-min-text-px`` meta tag, in PNG pixels) times the scale it is shown at, and an SVG's
+  text size times its scale;
 * no traceback, stderr block or widget output.
 
 It saves a full-page screenshot of each page at each width, and exits 1 naming every failure.
@@ -29,14 +32,35 @@ CHROMEDRIVER = os.environ.get("ACTFN_CHROMEDRIVER", "/usr/bin/chromedriver")
 SKIP = {"genindex.html", "search.html", "py-modindex.html"}
 MAX_SHOT_HEIGHT = 20000        # px: a screenshot taller than this is cut (Chromium's texture limit)
 
+LEGIBLE_PX = 9                 # the smallest text a reader is asked to read, as displayed
+
 # Run in the page once MathJax is done; returns what the reader would see as broken.
 PAGE_CHECKS = r"""
+const LEGIBLE_PX = %(legible)s;
 const done = arguments[arguments.length - 1];
 const ready = (window.MathJax && MathJax.startup && MathJax.startup.promise) ? MathJax.startup.promise : Promise.resolve();
 ready.then(() => {
-  const out = {images: [], untypeset: [], merror: 0, rawtex: [], wide: [], debris: [], links: []};
+  const out = {images: [], untypeset: [], merror: 0, rawtex: [], wide: [], debris: [], links: [], small: []};
   for (const img of document.images) {
     if (!img.complete || img.naturalWidth === 0) out.images.push(img.getAttribute("src"));
+  }
+  const meta = document.querySelector('meta[name="figure-min-text-px"]');
+  const textPx = meta ? parseFloat(meta.content) : NaN;
+  for (const img of document.querySelectorAll(".bd-article .cell_output img")) {
+    if (!img.naturalWidth) continue;
+    const src = (img.getAttribute("src") || "").split("/").pop().slice(0, 16);
+    const shown = img.getBoundingClientRect().width / img.naturalWidth * textPx;
+    if (!(textPx > 0)) out.small.push(`${src}: no figure-min-text-px meta tag says how small its text is`);
+    else if (shown < LEGIBLE_PX) out.small.push(`${src}: its smallest text is ${shown.toFixed(1)} px high as shown`);
+  }
+  for (const t of document.querySelectorAll(".bd-article svg text")) {
+    if (t.closest("mjx-container") || !t.textContent.trim()) continue;
+    const svg = t.ownerSVGElement, vb = svg.viewBox && svg.viewBox.baseVal;
+    const scale = vb && vb.width ? svg.getBoundingClientRect().width / vb.width : 1;
+    const shown = parseFloat(getComputedStyle(t).fontSize) * scale;
+    if (svg.getBoundingClientRect().width > 0 && shown < LEGIBLE_PX) {
+      out.small.push(`svg text ${JSON.stringify(t.textContent.trim().slice(0, 20))}: ${shown.toFixed(1)} px high as shown`);
+    }
   }
   for (const el of document.querySelectorAll(".math, .output.text_latex")) {
     if (!el.querySelector("mjx-container")) out.untypeset.push(el.textContent.slice(0, 80));
@@ -74,7 +98,7 @@ ready.then(() => {
   }
   done(out);
 }).catch((e) => done({error: String(e)}));
-"""
+""".replace("%(legible)s", str(LEGIBLE_PX))
 
 
 def driver(width: int):
@@ -142,6 +166,7 @@ def check_page(d, page: Path, site: Path, width: int, shots: Path | None, cache:
     problems += [f"{name}: raw TeX in the text: ...{t!r}..." for t in found["rawtex"][:5]]
     problems += [f"{name}: wider than the column and not scrolling: {w}" for w in found["wide"][:5]]
     problems += [f"{name}: debris: {x}" for x in found["debris"]]
+    problems += [f"{name}: figure text too small: {x}" for x in found["small"][:5]]
     problems += [f"{name}: broken link {b}" for b in broken_links(shown, found["links"], site, cache)]
     if shots is not None:
         height = d.execute_script("return document.documentElement.scrollHeight")
