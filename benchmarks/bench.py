@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import deep_benchmarks  # noqa: E402
 import gpu_benchmarks  # noqa: E402
 import infomax_benchmarks  # noqa: E402
+import sweep_benchmarks  # noqa: E402
 import unit_benchmarks  # noqa: E402
 from actfn import kernels  # noqa: E402
 from actfn.results import results_dir, write_json_atomic  # noqa: E402
@@ -61,6 +62,7 @@ SECTIONS = {
     "trainers": ("Unit trainers", unit_benchmarks.trainer_rows),
     "infomax": ("InfoMax trainer", lambda: infomax_benchmarks.infomax_rows() + infomax_benchmarks.depth_rows()
                 + infomax_benchmarks.design_time_estimate()),
+    "sweep": ("Sweeps: throughput and projections", sweep_benchmarks.sweep_rows),
     "build": ("Book build", unit_benchmarks.build_rows),
 }
 

@@ -16,6 +16,7 @@ LAYERS = [
     ("deep networks", ["actfn.deep"]),
     ("InfoMax", ["actfn.infomax"]),
     ("the chapters' parameters, the package's front door", ["actfn.params", "actfn.provenance", "actfn"]),
+    ("sweeps: the chapters' runs on other engines", ["actfn.sweep"]),
 ]
 
 

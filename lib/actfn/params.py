@@ -155,7 +155,7 @@ def _specs() -> dict[str, dict[str, Rule]]:
 
 def _bench_sections() -> tuple[str, ...]:
     # (benchmarks/bench.py's SECTIONS; named here so that validating imports no benchmark code)
-    return ("activation", "gpu", "compile", "deep", "trainers", "infomax", "build")
+    return ("activation", "gpu", "compile", "deep", "trainers", "infomax", "sweep", "build")
 
 
 def _relations(chapter: str, v: dict) -> list[str]:

@@ -15,6 +15,22 @@ SOURCES = {"cifar10": "the CIFAR-10 release (cifar-10-batches-py in the data fol
                             "dataset-fashion-mnist when present, SHA-256 checked), padded to 32x32"}
 
 
+def results_of(summaries: list[dict], dataset: str, data_checksum: dict, n_train: int, parameters: dict,
+               made_by: dict) -> dict:
+    """The chapter's results file (and a record's body) from its run summaries: the scale they were
+    made at and the outline's claims judged on them.  The chapter writes it after training; a sweep
+    (``python -m actfn.sweep ... --record NAME``) writes it from its run files."""
+    import time
+
+    from ..verdicts import Scale
+    from .claims import deep_claims
+    seeds = parameters["seed"] if isinstance(parameters["seed"], list) else [parameters["seed"]]
+    scale = Scale(dataset, seeds=len(seeds), width=parameters["width"], epochs=parameters["epochs"], images=n_train)
+    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "made_by": made_by, "dataset": dataset,
+            "source": SOURCES[dataset], "data_checksum": data_checksum, "n_train": n_train, "scale": scale.text(),
+            "parameters": parameters, "runs": summaries, "claims": deep_claims(summaries, dataset, scale=scale)}
+
+
 def image_checksums(train, test) -> dict:
     """Digests of the training and test images and labels (:func:`actfn.checkpoints.fingerprint`)."""
     return {"train": fingerprint(train.images, train.labels), "test": fingerprint(test.images, test.labels)}

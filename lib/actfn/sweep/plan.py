@@ -1,0 +1,66 @@
+"""From a parameter file to the sweep's runs, their hashes and their states."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..checks import require
+from ..results import repo_root
+from .store import STATES, Run, Store, run_hash
+from .tasks import task_of
+
+
+def read_params(path: str | os.PathLike, overrides: list[str] = ()) -> dict:
+    """A chapter's parameter file, with ``NAME=VALUE`` overrides (values read as YAML)."""
+    path = Path(path)
+    require(path.is_file(), "params", str(path), "is not a file")
+    params = yaml.safe_load(path.read_text()) or {}
+    require(isinstance(params, dict), "params", str(path), "must hold a mapping of parameter names to values")
+    for item in overrides:
+        require("=" in item, "-p", item, "must be NAME=VALUE")
+        name, value = item.split("=", 1)
+        params[name.strip()] = yaml.safe_load(value)
+    return params
+
+
+def chapter_of(path: str | os.PathLike) -> str:
+    """The chapter of a parameter file: params/<chapter>/<name>.yaml."""
+    return Path(path).resolve().parent.name
+
+
+@dataclass
+class Sweep:
+    chapter: str
+    runs: list[Run]
+    hashes: list[str]
+    store: Store
+    data: str                 # the dataset's checksum
+    data_root: str
+    download: bool
+
+    def states(self) -> list[str]:
+        return [self.store.state(h) for h in self.hashes]
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(self.states())
+        return {s: c.get(s, 0) for s in STATES}
+
+    def results(self) -> list[dict]:
+        """The finished runs, in the order of the parameter file."""
+        return [r for r in (self.store.load(h) for h in self.hashes) if r is not None]
+
+
+def plan(params: dict, chapter: str, root: str | os.PathLike | None = None, data_root: str | None = None) -> Sweep:
+    from ..checkpoints import code_version
+    task = task_of(chapter)
+    runs = task.expand(params)
+    data_root = str(data_root or params.get("data_root") or os.environ.get("ACTFN_DATA") or repo_root() / "data")
+    download = bool(params.get("download", False))
+    data = task.checksum(task.load(task.dataset_of(params), data_root, download))
+    code = code_version()
+    store = Store(Path(root or repo_root() / "sweeps") / chapter)
+    return Sweep(chapter, runs, [run_hash(r, code, data) for r in runs], store, data, data_root, download)

@@ -1,0 +1,141 @@
+"""What one run of each chapter is, how a parameter file expands into runs, and how a run executes.
+
+A task is the chapter's own library code behind a small interface: ``expand`` a parameter file into
+runs (one configuration and one seed each), ``load`` the data once per worker, name the data by a
+checksum, and ``execute`` one run into a JSON-able result.
+
+* **deep_networks**: one network, training mode and activation with one seed; the result is the
+  run summary the chapter shows (accuracy, per-layer Swish fits, Gaussianity, knots), and the
+  sweep's runs together make the chapter's results file, and so its record (``aggregate``).
+* **infomax**: one bank with one seed at one K: every activation x objective x lambda x constraint
+  of the study, trained together as the chapter trains them (a bank is the fast unit of this study;
+  one model alone would give up the speed of training them together).  The result is the bank's
+  records, one per model, as in the chapter's results file.  (Its record also holds what the
+  chapter computes from the trained banks -- stacked layers, probes -- so it is not yet made here.)
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict
+from pathlib import Path
+
+from ..checks import require
+from .store import Run
+
+
+def _list(v) -> list:
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+class DeepNetworks:
+    chapter = "deep_networks"
+    COMMON = ("epochs", "batch_size", "lr", "act_lr", "per_channel", "width", "train_size", "val_size", "test_size")
+
+    def expand(self, params: dict) -> list[Run]:
+        dataset = params.get("dataset") or "cifar10"
+        common = {k: params[k] for k in self.COMMON if k in params}
+        runs = []
+        for seed in _list(params.get("seed", 0)):
+            for model in _list(params.get("model", "vgg11")):
+                for mode in _list(params.get("mode", "backprop")):
+                    runs.append(Run(self.chapter, {"model": model, "mode": mode, "activation": "pwl",
+                                                   "dataset": dataset, **common}, int(seed)))
+                for act in _list(params.get("baselines") or []):
+                    runs.append(Run(self.chapter, {"model": model, "mode": "backprop", "activation": act,
+                                                   "dataset": dataset, **common}, int(seed)))
+        from ..deep.trainer import DeepConfig
+        for run in runs:               # (a bad value stops here, naming it, before any run starts)
+            DeepConfig(**run.config, seed=run.seed)
+        return runs
+
+    @functools.lru_cache(maxsize=2)
+    def load(self, dataset: str, data_root: str, download: bool):
+        from .. import data as D
+        if dataset == "fashion_mnist":
+            D.prepare_fashion_mnist(Path(data_root))
+        return (D.load_dataset(dataset, data_root, train=True, download=download),
+                D.load_dataset(dataset, data_root, train=False, download=download))
+
+    def dataset_of(self, params: dict) -> str:
+        return params.get("dataset") or "cifar10"
+
+    def checksum(self, loaded) -> str:
+        from ..checkpoints import fingerprint
+        train, test = loaded
+        return fingerprint(train.images, train.labels, test.images, test.labels)
+
+    def execute(self, run: Run, loaded, checkpoint_dir: Path, device) -> dict:
+        from ..deep.trainer import DeepConfig, run_experiments
+        from ..process import long_runs
+        from ..results import plain
+        train, test = loaded
+        cfg = DeepConfig(**run.config, seed=run.seed)
+        with long_runs(denormals=False):
+            out = run_experiments([cfg], train, test, checkpoint_dir, resume=True, show_progress=False,
+                                  device=device)[0]
+        return plain({**out["summary"], "config": asdict(cfg)})
+
+
+    def aggregate(self, results: list[dict], params: dict, loaded) -> dict:
+        """The chapter's results file from the sweep's run files (what its record holds)."""
+        import torch
+
+        from ..checkpoints import code_version
+        from ..deep.report import image_checksums, results_of
+        from ..deep.trainer import DeepConfig
+        train, test = loaded
+        defaults = DeepConfig()
+        parameters = {"dataset": self.dataset_of(params), **{k: params.get(k, getattr(defaults, k)) for k in self.COMMON},
+                      "model": _list(params.get("model", "vgg11")), "mode": _list(params.get("mode", "backprop")),
+                      "baselines": _list(params.get("baselines") or []), "seed": [int(s) for s in _list(params.get("seed", 0))]}
+        n_train = parameters["train_size"] if parameters["train_size"] is not None else len(train) - parameters["val_size"]
+        made_by = {"code": code_version(), "torch": torch.__version__, "chapter": self.chapter, "parameters": parameters}
+        return results_of([r["result"] for r in results], parameters["dataset"], image_checksums(train, test), n_train,
+                          parameters, made_by)
+
+
+class InfoMax:
+    chapter = "infomax"
+    STUDY = ("activations", "lambdas", "constraints", "epochs", "batch_size", "lr", "train_size", "eval_size")
+    DEFAULTS = {"constraints": ["none"], "batch_size": 128, "lr": 1e-3, "train_size": None, "eval_size": None}
+
+    def expand(self, params: dict) -> list[Run]:
+        from ..infomax.study import check_study_parameters
+        study = {**self.DEFAULTS, **{k: params[k] for k in self.STUDY if k in params}}
+        require("activations" in study and "lambdas" in study and "epochs" in study, "parameters", sorted(params),
+                "an InfoMax sweep needs activations, lambdas and epochs")
+        Ks, seeds = _list(params.get("Ks", [16])), [int(s) for s in _list(params.get("seeds", [0]))]
+        check_study_parameters(study["activations"], Ks, study["lambdas"], seeds, study["epochs"],
+                               study["constraints"])
+        dataset = params.get("dataset") or "mnist"
+        return [Run(self.chapter, {"K": int(k), "dataset": dataset, **study}, seed) for seed in seeds for k in Ks]
+
+    def dataset_of(self, params: dict) -> str:
+        return params.get("dataset") or "mnist"
+
+    @functools.lru_cache(maxsize=2)
+    def load(self, dataset: str, data_root: str, download: bool):
+        from .. import data as D
+        return D.load_flat(dataset, data_root, download=download)
+
+    def checksum(self, loaded) -> str:
+        from ..checkpoints import fingerprint
+        return fingerprint(loaded.x_train, loaded.y_train, loaded.x_test, loaded.y_test)
+
+    def execute(self, run: Run, loaded, checkpoint_dir: Path, device) -> dict:
+        from .. import data as D
+        from ..infomax.study import run_study
+        c = run.config
+        x_train, _, x_eval, _ = D.flat_split(loaded, c["train_size"], c["eval_size"])
+        records, _ = run_study(x_train, x_eval, c["activations"], [c["K"]], c["lambdas"], [run.seed], c["epochs"],
+                               constraints=tuple(c["constraints"]), batch_size=c["batch_size"], lr=c["lr"],
+                               show_progress=False, checkpoint_dir=checkpoint_dir, resume=True, device=device)
+        return {"records": records}
+
+
+TASKS = {t.chapter: t for t in (DeepNetworks(), InfoMax())}
+
+
+def task_of(chapter: str):
+    require(chapter in TASKS, "chapter", chapter, f"has no sweep task; one of {sorted(TASKS)}")
+    return TASKS[chapter]
