@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup data compiler browser tex book site check-site pdf test bench clean
+.PHONY: setup data compiler browser tex slurm book site check-site pdf test bench clean
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,17 @@ tex:
 	    echo "TeX is missing: run 'sudo apt-get install $(TEX_PACKAGES)' (make pdf needs it)"; exit 1; \
 	  fi; \
 	fi
+
+# A one-node Slurm cluster (Debian's slurm-wlm and munge), for the sweep's real Slurm test; needs root
+slurm:
+	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq slurm-wlm munge || (apt-get update -qq && apt-get install -y -qq slurm-wlm munge)); \
+	  else \
+	    echo "Slurm is missing: the sweep's real Slurm test is skipped (root and 'apt-get install slurm-wlm munge' run it)"; exit 0; \
+	  fi; \
+	fi
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/slurm_one_node.sh; else echo "make slurm: the daemons need root; the real Slurm test is skipped"; fi
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)

@@ -256,15 +256,33 @@ def test_two_sweeps_over_one_folder_run_each_run_once(tmp_path):
     assert rc == 0 and "3 done / 0 running / 0 failed / 0 pending" in out, out
 
 
+SLURM_CONF = Path(os.environ.get("ACTFN_SLURM_DIR", "/tmp/actfn-slurm")) / "slurm.conf"
+
+
+def _slurm_up() -> bool:
+    """Is the one-node cluster of scripts/slurm_one_node.sh (make slurm) up?"""
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], env={**os.environ, "SLURM_CONF": str(SLURM_CONF)},
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return SLURM_CONF.is_file() and "idle" in out.split()
+
+
 @needs_fashion
-@pytest.mark.parametrize("launcher", ["slurm", "ray"])
-def test_the_engines_run_the_same_sweep(tmp_path, launcher):
-    pytest.importorskip("submitit" if launcher == "slurm" else "ray")
+@pytest.mark.parametrize("launcher", ["slurm", "slurm-cluster", "ray"])
+def test_the_engines_run_the_same_sweep(tmp_path, launcher, monkeypatch):
+    pytest.importorskip("ray" if launcher == "ray" else "submitit")
+    if launcher == "slurm-cluster":
+        if not _slurm_up():
+            pytest.skip("no one-node Slurm cluster here (make slurm starts one: root, Debian's slurm-wlm and munge)")
+        monkeypatch.setenv("SLURM_CONF", str(SLURM_CONF))
     params = tmp_path / "one.yaml"
     params.write_text(TINY.replace("mode: [backprop, local_correlation]", "mode: [backprop]")
                       .replace("baselines: [relu]", "baselines: []"))
-    extra = ["--slurm-executor", "local"] if launcher == "slurm" else []
-    rc, out = _sweep(tmp_path, "run", "--launcher", launcher, *extra, "--threads", "1", params=params)
+    extra = {"slurm": ["--slurm-executor", "local"], "slurm-cluster": ["--partition", "debug", "--minutes", "10"],
+             "ray": []}[launcher]
+    rc, out = _sweep(tmp_path, "run", "--launcher", launcher.split("-")[0], *extra, "--threads", "1", params=params)
     assert rc == 0 and "1 ran" in out and "1 done" in out, out
     result = next(iter(_results(tmp_path / "sweeps" / "deep_networks").values()))
     assert result["model"] == "vgg11" and 0 <= result["test_acc"] <= 1
