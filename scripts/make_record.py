@@ -36,11 +36,8 @@ def slim(chapter: str, results: dict) -> dict:
     """What a record keeps of a results file: all but the training curves its page does not draw."""
     if chapter != "infomax":
         return results
-    ref = results["parameters"]["reference_lambda"]
-    keep = lambda r: r["objective"] == "infomax" and r["lambda"] == ref
-    runs = [r if keep(r) else {k: v for k, v in r.items() if k not in ("curve", "weight_norm_curve")}
-            for r in results["runs"]]
-    return {**results, "runs": runs}
+    from actfn.infomax.record import slim as slim_infomax
+    return slim_infomax(results)
 
 
 def _interrupt(signum, frame):

@@ -76,7 +76,7 @@ class Toy:
     def checksum(self, loaded):
         return "toy-data"
 
-    def execute(self, run, loaded, checkpoint_dir, device):
+    def execute(self, run, loaded, checkpoint_dir, device, log=None):
         with open(self.log, "a") as fh:
             fh.write(f"{os.getpid()}\n")
         time.sleep(0.3)
@@ -299,3 +299,62 @@ def test_makespan_packs_longest_runs_first():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from sweep_benchmarks import makespan
     assert makespan([4, 3, 2, 1], 2) == 5 and makespan([5, 1, 1], 8) == 5 and makespan([1] * 10, 1) == 10
+
+
+@needs_fashion
+def test_wandb_offline_logs_a_sweeps_runs_in_one_group(tmp_path):
+    pytest.importorskip("wandb")
+    params = tmp_path / "one.yaml"
+    params.write_text(TINY.replace("mode: [backprop, local_correlation]", "mode: [backprop]"))
+    rc, out = _sweep(tmp_path, "run", "--wandb", "offline", "--wandb-group", "actfn-test-group", "--workers", "2",
+                     "--threads", "1", params=params)
+    assert rc == 0 and "2 ran" in out, out
+    logs = list((tmp_path / "sweeps" / "deep_networks" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(logs) == 2 and all(b"actfn-test-group" in p.read_bytes() for p in logs)
+
+
+# InfoMax's smoke setting, smaller still, with two K so that only the largest runs the follow-ups.
+TINY_INFOMAX = """dataset: mnist_subset
+activations: [relu, softmax]
+Ks: [3, 4]
+lambdas: [1.0]
+reference_lambda: 1.0
+constraints: [none]
+seeds: [0, 1]
+epochs: 2
+train_size: 256
+eval_size: 100
+depth_K2: 3
+"""
+
+
+def test_an_infomax_sweep_is_the_chapters_study_and_makes_its_record(tmp_path):
+    pytest.importorskip("mlxtend")
+    params = tmp_path / "infomax.yaml"
+    params.write_text(TINY_INFOMAX)
+    cmd = [sys.executable, "-m", "actfn.sweep", str(params), "--chapter", "infomax", "--root", str(tmp_path / "sweeps"),
+           "--threads", "1", "--record", "tiny", "--records", str(tmp_path / "records")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "ACTFN_PROGRESS": "off"})
+    assert done.returncode == 0 and "4 done" in done.stdout, done.stdout + done.stderr
+    from actfn import data as D, records
+    from actfn.infomax import record as im_record
+    from actfn.infomax.study import run_study
+    body = records.load(tmp_path / "records" / "infomax" / "tiny.json", "infomax")
+    rec = body["results"]
+    assert {r["K"] for r in rec["runs"]} == {3, 4} and {r["seed"] for r in rec["runs"]} == {0, 1}
+    assert {d["seed"] for d in rec["depth"]} == {0, 1} and {p["K"] for p in rec["probe"]} == {4}
+    assert rec["claims"] and rec["tests"] and 0 < rec["probe_pixels"] <= 1
+
+    # the chapter trains one bank per K with every seed; the sweep one per K and seed: the same models
+    data = D.load_flat("mnist_subset", str(ROOT / "data"))
+    x_tr, _, x_ev, _ = D.flat_split(data, 256, 100)
+    chapter, _ = run_study(x_tr, x_ev, ["relu", "softmax"], [3, 4], [1.0], [0, 1], 2, show_progress=False)
+    key = lambda r: (r["K"], r["seed"], r["activation"], r["objective"], r["lambda"], r["constraint"])
+    swept = {key(r): r for r in rec["runs"]}
+    assert set(swept) == {key(r) for r in chapter}
+    for r in chapter:
+        for metric in ("effective_rank", "mean_sq_correlation", "weight_norm"):
+            assert swept[key(r)][metric] == pytest.approx(r[metric], rel=1e-4, abs=1e-6), (key(r), metric)
+    replayed = im_record.replay(rec, im_record.training_images(rec, str(ROOT / "data")))
+    assert replayed["max_relative_difference"] <= records.REPLAY_RTOL

@@ -5,15 +5,17 @@ WANDB_MODES = ("disabled", "offline", "online")
 
 
 def wandb_logger(mode: str = "disabled", project: str = "activation", config: dict | None = None,
-                 name: str | None = None, directory: str | None = None):
-    """Return ``(log, finish)``; with ``mode="disabled"`` both do nothing and wandb is not imported."""
+                 name: str | None = None, directory: str | None = None, group: str | None = None):
+    """Return ``(log, finish)``; with ``mode="disabled"`` both do nothing and wandb is not imported.
+    ``group`` gathers runs in W&B's interface (a sweep's runs share one)."""
     if mode not in WANDB_MODES:
         raise ValueError(f"parameter 'wandb_mode' must be one of {WANDB_MODES}, got {mode!r}")
     if mode == "disabled":
         return None, lambda: None
     import wandb
 
-    run = wandb.init(project=project, config=config or {}, name=name, mode=mode, dir=directory, reinit=True)
+    run = wandb.init(project=project, config=config or {}, name=name, mode=mode, dir=directory, reinit=True,
+                     group=group)
     return run.log, run.finish
 
 

@@ -10,6 +10,16 @@ from .setting import Setting
 from .train import train_bank
 
 
+def slim(results: dict) -> dict:
+    """What a record keeps of a results file: all but the training curves its page does not draw (those
+    of the models other than InfoMax at the reference λ)."""
+    ref = results["parameters"]["reference_lambda"]
+    keep = lambda r: r["objective"] == "infomax" and r["lambda"] == ref
+    runs = [r if keep(r) else {k: v for k, v in r.items() if k not in ("curve", "weight_norm_curve")}
+            for r in results["runs"]]
+    return {**results, "runs": runs}
+
+
 def replay_run(runs: list[dict], reference_lambda: float) -> dict:
     """The recorded model a build replays: the learned activation (the longest code path) under
     InfoMax at the reference λ, unconstrained, at the smallest K and the first seed."""

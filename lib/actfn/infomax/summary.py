@@ -150,3 +150,24 @@ def dissociation_table(diss: list[dict]) -> tuple[list[dict], list[tuple]]:
                   ("cos", "mean cos²"), ("off", "units mostly closed"), ("on", "units mostly open"),
                   ("open_overlap", "open-set overlap", ".3f"), ("open_overlap_independent", "if independent", ".3f"),
                   ("bias_std", "sd of biases", ".3g")]
+
+
+def results_of(records, depth, probe, probe_pixels: float, data, n_train: int, n_eval: int, parameters: dict,
+               made_by: dict, summary: dict | None = None) -> dict:
+    """The chapter's results file (and a record's body): the study's records and follow-ups, with the
+    tests, the design's criterion, the dissociation and the claims judged on them (``summary``, from
+    :func:`analyse` and :func:`judge`, when already computed).  The chapter writes it after training;
+    a sweep (``python -m actfn.sweep ... --record NAME``) writes it from its run files."""
+    import time
+
+    from ..checkpoints import fingerprint
+    p = parameters
+    if summary is None:
+        summary = analyse(records, p["activations"], p["reference_lambda"])
+        summary.update(judge(records, summary, probe, p["activations"], p["Ks"], p["lambdas"], p["reference_lambda"]))
+    return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "made_by": made_by, "dataset": data.name,
+            "source": data.source,
+            "data_checksum": {"train": fingerprint(data.x_train, data.y_train), "test": fingerprint(data.x_test, data.y_test)},
+            "n_train": n_train, "n_eval": n_eval, "parameters": parameters, "runs": records, "tests": summary["tests"],
+            "criterion": summary["criterion"], "claims": summary["claims"], "dissociation": summary["dissociation"],
+            "depth": depth, "probe": probe, "probe_pixels": probe_pixels}

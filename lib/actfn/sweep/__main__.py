@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .launchers import LAUNCHERS, cores, visible_gpus
 from .plan import chapter_of, plan, read_params
@@ -34,6 +35,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--workers", type=int, default=None,
                     help="local: parallel runs (default: one per GPU, else one per core)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: cores / workers)")
+    ap.add_argument("--wandb", choices=("disabled", "offline", "online"), default=None,
+                    help="W&B for every run, in one group per sweep (default: the file's wandb_mode, else disabled)")
+    ap.add_argument("--wandb-group", default=None, help="default: <chapter>-<parameter file's name>")
     ap.add_argument("--record", default=None, metavar="NAME",
                     help="when every run is done, write records/<chapter>/NAME.json from the run files")
     ap.add_argument("--records", default=None, help="where records go (default: <repository>/records)")
@@ -80,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     gpus = visible_gpus() if device == "cuda" else []
     workers = max(1, min(args.workers or (len(gpus) or cores()), len(todo) or 1))
     threads = args.threads or max(1, cores() // (1 if gpus else workers))
+    wandb = {"mode": args.wandb or params.get("wandb_mode") or "disabled",
+             "project": params.get("wandb_project", "activation"),
+             "group": args.wandb_group or f"{chapter}-{Path(args.params).stem}"}
     specs = [spec_of(sweep.runs[i], sweep.hashes[i], sweep.store.root, sweep.data, sweep.data_root, sweep.download,
-                     device, threads) for i in todo]
+                     device, threads, wandb) for i in todo]
     if not specs:
         print("nothing to run" + ("" if args.retry_failed or not states.count("failed") else
                                   " (failed runs are rerun with --retry-failed)"))
@@ -123,8 +130,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_record(sweep, params: dict, args) -> int:
     """The chapter's record from the sweep's run files, once every run is done."""
-    from pathlib import Path
-
     from .. import records
     from ..results import repo_root
     from .tasks import task_of

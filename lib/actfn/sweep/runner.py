@@ -15,9 +15,12 @@ from .store import Run, Store
 RAN, DONE, BUSY, FAILED = "ran", "done", "busy", "failed"
 
 
-def spec_of(run: Run, h: str, root, data: str, data_root: str, download: bool, device: str, threads: int) -> dict:
+def spec_of(run: Run, h: str, root, data: str, data_root: str, download: bool, device: str, threads: int,
+            wandb: dict | None = None) -> dict:
+    """``wandb``: {mode, project, group} -- W&B (off unless asked for) logs each run in the sweep's group."""
     return {"chapter": run.chapter, "config": run.config, "seed": run.seed, "hash": h, "root": str(root),
-            "data": data, "data_root": data_root, "download": download, "device": device, "threads": threads}
+            "data": data, "data_root": data_root, "download": download, "device": device, "threads": threads,
+            "wandb": wandb or {"mode": "disabled"}}
 
 
 def _provenance(spec: dict, seconds: float) -> dict:
@@ -34,6 +37,14 @@ def _provenance(spec: dict, seconds: float) -> dict:
             "machine": machine(), "device": spec["device"], "threads": spec["threads"],
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "seconds": round(seconds, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _logger(spec: dict, run: Run):
+    from ..tracking import wandb_logger
+    w = spec.get("wandb") or {"mode": "disabled"}
+    return wandb_logger(w["mode"], w.get("project", "activation"), config={**run.config, "seed": run.seed,
+                                                                          "hash": spec["hash"]},
+                        name=f"{spec['hash'][:8]} {run.label()}", directory=spec["root"], group=w.get("group"))
 
 
 def execute(spec: dict) -> str:
@@ -61,7 +72,11 @@ def execute(spec: dict) -> str:
                 raise RuntimeError(f"the dataset here ({found}) is not the one the sweep was planned with "
                                    f"({spec['data']}): its data folder differs between machines")
             device = torch.device(spec["device"])
-            result = task.execute(run, loaded, store.checkpoints(h), device)
+            log, finish = _logger(spec, run)
+            try:
+                result = task.execute(run, loaded, store.checkpoints(h), device, log)
+            finally:
+                finish()
         except Exception as err:                # (KeyboardInterrupt and kills are not failures: rerun continues)
             store.write_failure(h, run, err, time.perf_counter() - start)
             return FAILED

@@ -10,8 +10,9 @@ checksum, and ``execute`` one run into a JSON-able result.
 * **infomax**: one bank with one seed at one K: every activation x objective x lambda x constraint
   of the study, trained together as the chapter trains them (a bank is the fast unit of this study;
   one model alone would give up the speed of training them together).  The result is the bank's
-  records, one per model, as in the chapter's results file.  (Its record also holds what the
-  chapter computes from the trained banks -- stacked layers, probes -- so it is not yet made here.)
+  records, one per model, as in the chapter's results file; the largest K's banks also stack a
+  second layer and probe their features, as the chapter does, so that the sweep's runs together make
+  the chapter's results file and its record.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class DeepNetworks:
         train, test = loaded
         return fingerprint(train.images, train.labels, test.images, test.labels)
 
-    def execute(self, run: Run, loaded, checkpoint_dir: Path, device) -> dict:
+    def execute(self, run: Run, loaded, checkpoint_dir: Path, device, log=None) -> dict:
         from ..deep.trainer import DeepConfig, run_experiments
         from ..process import long_runs
         from ..results import plain
@@ -72,7 +73,7 @@ class DeepNetworks:
         cfg = DeepConfig(**run.config, seed=run.seed)
         with long_runs(denormals=False):
             out = run_experiments([cfg], train, test, checkpoint_dir, resume=True, show_progress=False,
-                                  device=device)[0]
+                                  device=device, log_factory=(lambda _: log) if log else None)[0]
         return plain({**out["summary"], "config": asdict(cfg)})
 
 
@@ -108,7 +109,10 @@ class InfoMax:
         check_study_parameters(study["activations"], Ks, study["lambdas"], seeds, study["epochs"],
                                study["constraints"])
         dataset = params.get("dataset") or "mnist"
-        return [Run(self.chapter, {"K": int(k), "dataset": dataset, **study}, seed) for seed in seeds for k in Ks]
+        # the largest K's banks also stack a second layer and probe their features (the chapter's follow-ups)
+        follow = {"depth_K2": int(params.get("depth_K2", 32)), "reference_lambda": float(params.get("reference_lambda", 1.0))}
+        return [Run(self.chapter, {"K": int(k), "dataset": dataset, **study, **(follow if k == max(Ks) else {})}, seed)
+                for seed in seeds for k in Ks]
 
     def dataset_of(self, params: dict) -> str:
         return params.get("dataset") or "mnist"
@@ -122,15 +126,51 @@ class InfoMax:
         from ..checkpoints import fingerprint
         return fingerprint(loaded.x_train, loaded.y_train, loaded.x_test, loaded.y_test)
 
-    def execute(self, run: Run, loaded, checkpoint_dir: Path, device) -> dict:
+    def execute(self, run: Run, loaded, checkpoint_dir: Path, device, log=None) -> dict:
         from .. import data as D
         from ..infomax.study import run_study
         c = run.config
         x_train, _, x_eval, _ = D.flat_split(loaded, c["train_size"], c["eval_size"])
-        records, _ = run_study(x_train, x_eval, c["activations"], [c["K"]], c["lambdas"], [run.seed], c["epochs"],
-                               constraints=tuple(c["constraints"]), batch_size=c["batch_size"], lr=c["lr"],
-                               show_progress=False, checkpoint_dir=checkpoint_dir, resume=True, device=device)
-        return {"records": records}
+        records, banks = run_study(x_train, x_eval, c["activations"], [c["K"]], c["lambdas"], [run.seed], c["epochs"],
+                                   constraints=tuple(c["constraints"]), batch_size=c["batch_size"], lr=c["lr"],
+                                   show_progress=False, checkpoint_dir=checkpoint_dir, resume=True, device=device)
+        out = {"records": records}
+        if "depth_K2" in c:
+            from ..infomax.followups import depth_followup, probe_followup
+            from ..process import long_runs
+            bank = banks[c["K"]]
+            with long_runs():
+                out["depth"] = depth_followup(bank, x_train, x_eval, c["activations"], c["depth_K2"], c["epochs"],
+                                              c["reference_lambda"], c["batch_size"], c["lr"],
+                                              checkpoint_dir=checkpoint_dir, resume=True, device=device)
+            x_tr, y_tr, x_ev, y_ev = D.flat_split(loaded, c["train_size"], c["eval_size"])
+            out["probe"] = probe_followup(bank, x_tr, y_tr, x_ev, y_ev, c["activations"], c["reference_lambda"])
+        if log:                  # (the bank trains as one: its models' final numbers, one entry each)
+            for r in records:
+                log({f"{r['activation']}/{r['objective']}/{r['lambda']}/{r['constraint']}/{k}": r[k]
+                     for k in ("final_loss", "effective_rank_fraction", "mean_sq_correlation") if r.get(k) is not None})
+        return out
+
+    def aggregate(self, results: list[dict], params: dict, loaded) -> dict:
+        """The chapter's results file from the sweep's banks (what its record holds), slimmed as a
+        record is (:func:`actfn.infomax.record.slim`)."""
+        import torch
+
+        from .. import data as D
+        from ..checkpoints import code_version
+        from ..infomax.followups import linear_probe
+        from ..infomax.record import slim
+        from ..infomax.summary import results_of
+        first = min(results, key=lambda r: (-r["config"]["K"], r["seed"]))["config"]
+        study = {k: first[k] for k in self.STUDY}
+        parameters = {**study, "Ks": sorted({r["config"]["K"] for r in results}),
+                      "seeds": sorted({r["seed"] for r in results}), "reference_lambda": first["reference_lambda"]}
+        ordered = sorted(results, key=lambda r: (r["config"]["K"], r["seed"]))      # (as the chapter orders them)
+        part = lambda key: [row for r in ordered for row in r["result"].get(key, [])]
+        x_tr, y_tr, x_ev, y_ev = D.flat_split(loaded, study["train_size"], study["eval_size"])
+        made_by = {"code": code_version(), "torch": torch.__version__, "chapter": self.chapter, "parameters": parameters}
+        return slim(results_of(part("records"), part("depth"), part("probe"), linear_probe(x_tr, y_tr, x_ev, y_ev),
+                               loaded, len(x_tr), len(x_ev), parameters, made_by))
 
 
 TASKS = {t.chapter: t for t in (DeepNetworks(), InfoMax())}
