@@ -16,10 +16,11 @@ SOURCES = {"cifar10": "the CIFAR-10 release (cifar-10-batches-py in the data fol
 
 
 def results_of(summaries: list[dict], dataset: str, data_checksum: dict, n_train: int, parameters: dict,
-               made_by: dict) -> dict:
+               made_by: dict, claims: list[dict] | None = None) -> dict:
     """The chapter's results file (and a record's body) from its run summaries: the scale they were
-    made at and the outline's claims judged on them.  The chapter writes it after training; a sweep
-    (``python -m actfn.sweep ... --record NAME``) writes it from its run files."""
+    made at and the outline's claims judged on them (``claims``, when already judged).  The chapter
+    writes it after training; a sweep (``python -m actfn.sweep ... --record NAME``) writes it from
+    its run files."""
     import time
 
     from ..verdicts import Scale
@@ -28,7 +29,8 @@ def results_of(summaries: list[dict], dataset: str, data_checksum: dict, n_train
     scale = Scale(dataset, seeds=len(seeds), width=parameters["width"], epochs=parameters["epochs"], images=n_train)
     return {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "made_by": made_by, "dataset": dataset,
             "source": SOURCES[dataset], "data_checksum": data_checksum, "n_train": n_train, "scale": scale.text(),
-            "parameters": parameters, "runs": summaries, "claims": deep_claims(summaries, dataset, scale=scale)}
+            "parameters": parameters, "runs": summaries,
+            "claims": claims if claims is not None else deep_claims(summaries, dataset, scale=scale)}
 
 
 def image_checksums(train, test) -> dict:
