@@ -43,7 +43,11 @@ EOF
 export SLURM_CONF="$dir/slurm.conf"
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 if ! munge -n >/dev/null 2>&1; then
-  chown munge:munge /run/munge
+  # munged refuses to start when its files belong to another user, as they do after a munged run as
+  # root (a package's postinst, say); a dead daemon also leaves its socket and pid file behind.
+  mkdir -p /var/log/munge /var/lib/munge
+  rm -f /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock /run/munge/munged.pid
+  chown -R munge:munge /run/munge /var/log/munge /var/lib/munge
   runuser -u munge -- /usr/sbin/munged
 fi
 alive "$dir/slurmctld.pid" || /usr/sbin/slurmctld
