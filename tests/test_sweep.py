@@ -193,6 +193,30 @@ def _results(folder: Path) -> dict:
             if not p.name.endswith(".failed.json")}
 
 
+def test_a_resumed_runs_clock_counts_every_invocation(tmp_path):
+    path = tmp_path / "checkpoints" / "h" / "clock.json"
+    first = store_mod.Clock(path, every=0.02).__enter__()
+    time.sleep(0.3)
+    first._stop.set()                     # (killed: no exit, only the beats saved so far)
+    first._thread.join()
+    saved = json.loads(path.read_text())
+    assert saved["invocations"] == 1 and 0.2 <= saved["seconds"] <= 0.3 + 0.05
+    with store_mod.Clock(path, every=30) as second:
+        time.sleep(0.1)
+    assert second.invocations == 2 and second.before == saved["seconds"]
+    assert saved["seconds"] + 0.1 <= second.seconds() == second.seconds() <= saved["seconds"] + 0.5   # (stopped)
+    assert json.loads(path.read_text()) == {"seconds": saved["seconds"], "invocations": 2}   # (saved on entry)
+
+    # a record's wall time says what it sums, and how many runs were resumed
+    from actfn import records
+    prov = {"wall_seconds": 7200.0, "invocations": [{"seconds": 3600.0, "invocations": 2}, {"seconds": 3600.0}],
+            "wall_seconds_meaning": "runs"}
+    assert records._wall_time(prov) == ("2.00 h: its 2 runs' own times, summed (a sweep's runs may run side by "
+                                        "side); 1 of them resumed after a stop, counted over every invocation")
+    del prov["wall_seconds_meaning"]
+    assert records._wall_time(prov).startswith("2.00 h, summed over 2 invocation(s)")
+
+
 @needs_fashion
 def test_a_killed_worker_loses_nothing_and_the_rerun_matches(tmp_path):
     clean = tmp_path / "clean"
@@ -213,7 +237,7 @@ def test_a_killed_worker_loses_nothing_and_the_rerun_matches(tmp_path):
                 if not (folder / f"{lock.stem}.json").exists() and lock.read_text().strip():
                     pid = int(lock.read_text().split()[-1])
                     if sweep.Store(folder).held(lock.stem):
-                        victim = pid
+                        victim, killed = pid, lock.stem
         time.sleep(0.05)
     assert victim is not None, "the sweep never reached its second run"
     os.kill(victim, signal.SIGKILL)
@@ -226,6 +250,8 @@ def test_a_killed_worker_loses_nothing_and_the_rerun_matches(tmp_path):
     assert first[0].stat().st_mtime_ns == first[1]          # the finished run was not redone
     assert _results(folder) == expected
     assert sorted(p.suffix for p in folder.iterdir()) == [".json"] * 3     # no locks, no checkpoints left
+    invocations = {p.stem: json.loads(p.read_text())["provenance"]["invocations"] for p in folder.glob("*.json")}
+    assert invocations.pop(killed) == 2 and set(invocations.values()) == {1}    # the killed run's time counts twice
 
     # the sweep's files make the chapter's record, and the chapter's replay of it passes
     rc, out = _sweep(tmp_path, "status", "--record", "tiny", "--records", str(tmp_path / "records"))

@@ -158,6 +158,16 @@ def python_command(argv: list[str]) -> str:
     return "python " + shlex.join(args)   # (quoted as a shell needs: -p 'seed=[0, 1]')
 
 
+def _wall_time(prov: dict) -> str:
+    hours, parts = f"{prov['wall_seconds'] / 3600:.2f} h", prov["invocations"]
+    if "wall_seconds_meaning" not in prov:      # (one process, perhaps stopped and resumed)
+        return (f"{hours}, summed over {len(parts)} invocation(s) "
+                "(wall clock: it includes any time the machine spent on other work)")
+    resumed = sum(p.get("invocations", 1) > 1 for p in parts)      # (a sweep: one entry per run)
+    return (f"{hours}: its {len(parts)} runs' own times, summed (a sweep's runs may run side by side)"
+            + (f"; {resumed} of them resumed after a stop, counted over every invocation" if resumed else ""))
+
+
 def provenance_rows(prov: dict, dataset: str, parameters: str, replayed: str) -> list[dict]:
     """The rows ``{what, value}`` of a record's provenance table, as every chapter shows it; ``dataset``,
     ``parameters`` and ``replayed`` are the chapter's own descriptions."""
@@ -168,7 +178,6 @@ def provenance_rows(prov: dict, dataset: str, parameters: str, replayed: str) ->
             ("parameters", parameters),
             ("machine", f"{m['cpu']}, {m['cores']} cores" + (f", {m['gpu']}" if m["gpu"] else ", no GPU")
                         + f"; torch {prov['torch']}, Python {prov['python']}"),
-            ("wall time", f"{prov['wall_seconds'] / 3600:.2f} h, summed over {len(prov['invocations'])} invocation(s) "
-                          "(wall clock: it includes any time the machine spent on other work)"),
+            ("wall time", _wall_time(prov)),
             ("replayed here", replayed))
     return [{"what": k, "value": v} for k, v in rows]

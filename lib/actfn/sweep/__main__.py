@@ -144,6 +144,7 @@ def write_record(sweep, params: dict, args) -> int:
     done = sweep.results()
     results = task.aggregate(done, params, task.load(task.dataset_of(params), sweep.data_root, sweep.download))
     runs = [{"run": r["hash"], "seconds": r["provenance"]["seconds"], "finished": True,
+             "invocations": r["provenance"].get("invocations", 1),
              "machine": r["provenance"]["machine"], "device": r["provenance"]["device"],
              "threads": r["provenance"]["threads"], "when": r["provenance"]["finished"]} for r in done]
     command = records.python_command(["-m", "actfn.sweep", *args.argv])

@@ -23,7 +23,7 @@ def spec_of(run: Run, h: str, root, data: str, data_root: str, download: bool, d
             "wandb": wandb or {"mode": "disabled"}}
 
 
-def _provenance(spec: dict, seconds: float) -> dict:
+def _provenance(spec: dict, seconds: float, invocations: int) -> dict:
     import torch
 
     from ..checkpoints import code_version
@@ -36,7 +36,7 @@ def _provenance(spec: dict, seconds: float) -> dict:
     return {"commit": commit, "clean": clean, "code": code_version(), "data": spec["data"], "torch": torch.__version__,
             "machine": machine(), "device": spec["device"], "threads": spec["threads"],
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "seconds": round(seconds, 3),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "invocations": invocations, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def _logger(spec: dict, run: Run):
@@ -64,22 +64,22 @@ def execute(spec: dict) -> str:
         torch.set_num_threads(spec["threads"])
         task = task_of(spec["chapter"])
         run = Run(spec["chapter"], spec["config"], spec["seed"])
-        start = time.perf_counter()
-        try:
-            loaded = task.load(spec["config"]["dataset"], spec["data_root"], spec["download"])
-            found = task.checksum(loaded)
-            if found != spec["data"]:
-                raise RuntimeError(f"the dataset here ({found}) is not the one the sweep was planned with "
-                                   f"({spec['data']}): its data folder differs between machines")
-            device = torch.device(spec["device"])
-            log, finish = _logger(spec, run)
+        with store.clock(h) as clock:           # (every invocation's time: a resumed run counts its whole)
             try:
-                result = task.execute(run, loaded, store.checkpoints(h), device, log)
-            finally:
-                finish()
-        except Exception as err:                # (KeyboardInterrupt and kills are not failures: rerun continues)
-            store.write_failure(h, run, err, time.perf_counter() - start)
-            return FAILED
-        store.write_result(h, run, result, _provenance(spec, time.perf_counter() - start))
+                loaded = task.load(spec["config"]["dataset"], spec["data_root"], spec["download"])
+                found = task.checksum(loaded)
+                if found != spec["data"]:
+                    raise RuntimeError(f"the dataset here ({found}) is not the one the sweep was planned with "
+                                       f"({spec['data']}): its data folder differs between machines")
+                device = torch.device(spec["device"])
+                log, finish = _logger(spec, run)
+                try:
+                    result = task.execute(run, loaded, store.checkpoints(h), device, log)
+                finally:
+                    finish()
+            except Exception as err:            # (KeyboardInterrupt and kills are not failures: rerun continues)
+                store.write_failure(h, run, err, clock.seconds())
+                return FAILED
+        store.write_result(h, run, result, _provenance(spec, clock.seconds(), clock.invocations))
         store.finish(h)
         return RAN

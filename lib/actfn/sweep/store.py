@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ class Store:
 
     def checkpoints(self, h: str) -> Path:
         return self.root / "checkpoints" / h
+
+    def clock(self, h: str, every: float = 30.0) -> "Clock":
+        return Clock(self.checkpoints(h) / "clock.json", every)
 
     def _lock(self, h: str) -> Path:
         return self.root / f"{h}.lock"
@@ -137,3 +141,40 @@ class Store:
             "traceback": "".join(traceback.format_exception(error)),
             "host": socket.gethostname(), "pid": os.getpid(), "seconds": round(seconds, 3),
             "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+class Clock:
+    """A run's time over all its invocations.  A run stopped part way (a kill, a preempted Slurm task)
+    continues from its checkpoints, so its time is that of every invocation: the seconds so far are
+    kept in ``checkpoints/<hash>/clock.json``, saved on entry and then every ``every`` seconds by a
+    daemon thread, so that a kill loses at most ``every`` seconds of the record's wall time."""
+
+    def __init__(self, path: Path, every: float = 30.0):
+        self.path, self.every = Path(path), every
+        before = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.before = float(before.get("seconds", 0.0))
+        self.invocations = int(before.get("invocations", 0)) + 1
+        self._start, self._end = time.perf_counter(), None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def seconds(self) -> float:
+        return self.before + (self._end or time.perf_counter()) - self._start
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path, {"seconds": round(self.seconds(), 3), "invocations": self.invocations})
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            self.save()
+
+    def __enter__(self) -> "Clock":
+        self.save()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._end = time.perf_counter()
+        self._stop.set()
+        self._thread.join()
