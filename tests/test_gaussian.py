@@ -1,6 +1,5 @@
 import math
 
-import numpy as np
 import pytest
 import sympy as sp
 import torch

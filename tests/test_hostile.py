@@ -4,7 +4,6 @@ Each test fails if the guard it covers is removed: a checkpoint read with weight
 payload; a checkpoint key without the data, code or configuration resumes; no lock lets two runs
 interleave; a dataset read before its checksum runs the planted pickle.
 """
-import gzip
 import os
 import pickle
 import signal

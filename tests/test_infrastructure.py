@@ -1,8 +1,6 @@
 """Results files, W&B, the build's cache invalidation, and the claims logic."""
 import importlib.util
 import json
-import math
-import os
 from pathlib import Path
 
 import numpy as np

@@ -39,8 +39,6 @@ def test_two_classes_leave_f_at_its_initialisation():
 
 
 def test_nan_objective_stops_with_a_message(monkeypatch):
-    import torch
-
     from actfn.theory.correlation import MixtureCorrelation
 
     monkeypatch.setattr(MixtureCorrelation, "objective", lambda self, y: (y * float("nan")).sum())

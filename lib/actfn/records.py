@@ -1,7 +1,8 @@
 """Records: a chapter's results at full scale, committed under ``records/`` with their provenance.
 
-A record is the results file that a chapter wrote when run at a full setting (by
-``scripts/make_record.py``), slimmed to what its page shows, together with where it came from: the
+A record is the results file of a chapter at a full setting, aggregated from a sweep's run files
+(``python -m actfn.sweep ... --record NAME``, see :mod:`actfn.sweep`) by the same code the chapter
+writes its results with, slimmed to what its page shows, together with where it came from: the
 commit and code version, the command, the parameters, the dataset and its checksums, the machine,
 the torch version and the wall time of every invocation (a long run may be interrupted and resumed).
 
@@ -142,7 +143,7 @@ def check_replay(what: str, recorded: float, replayed: float, rtol: float = REPL
     if not diff <= rtol:
         raise RecordError(f"the record no longer replays: {what} is {replayed:.7g} with this code, "
                           f"{recorded:.7g} in the record (relative difference {diff:.1e} > {rtol:g}). The code "
-                          f"changed what it computes: make the record again (scripts/make_record.py), or find "
+                          f"changed what it computes: make the record again (python -m actfn.sweep ... --record NAME), or find "
                           f"the change")
     return diff
 

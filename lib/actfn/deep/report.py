@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..checkpoints import fingerprint
-from .trainer import PREFIX_STEPS, DeepConfig, train_deep
+from .trainer import DeepConfig, train_deep
 from ..records import RecordError, check_data, check_replay
 from ..verdicts import q95
 
@@ -75,17 +75,23 @@ def replay_run(summaries: list[dict]) -> dict:
     return min(pick, key=lambda s: (s["mode"] != "local_correlation", s.get("seed", 0)))
 
 
-def replay(results: dict, train_data, test_data, steps: int = PREFIX_STEPS) -> dict:
+# The replay compares the first REPLAY_STEPS of the PREFIX_STEPS losses a run keeps: the last bits of
+# reductions differ between CPU instruction sets (a record made on an AVX-512 Xeon, replayed on an AVX2
+# EPYC: relative differences of 2e-6 up to step 4, then 3e-4 at step 6 and 6e-4 at step 8) and training
+# amplifies them, while a 1% change of either learning rate moves step 4 by more than 1e-3.
+REPLAY_STEPS = 4
+
+
+def replay(results: dict, train_data, test_data, steps: int = REPLAY_STEPS) -> dict:
     """Retrain :func:`replay_run`'s model for its first ``steps`` steps (at most those the record
     keeps) on the record's data, with as many torch threads as the recorded steps ran on, and compare
     each step's training loss with the recorded one; stops (:class:`actfn.records.RecordError`) when the
     data are not the record's (by checksum) or any loss differs by more than 1e-4 (relative).
 
-    The thread count matters: it changes how reductions are split, hence their last bits, and eight
-    steps of training amplify that past 1e-4 (2e-4 at step 6 of the deep record, one thread against
-    two).  A run without ``prefix_threads`` is replayed on one thread: the one record made before runs
-    kept it (``records/deep_networks/record-fashion_mnist.json``) trained its replayed run from the
-    start in its second invocation, which ran with ``OMP_NUM_THREADS=1`` (its logs show it)."""
+    The thread count matters, like the instruction set above: it changes how reductions are split,
+    hence their last bits (2e-4 at step 6 of the deep record, one thread against two).  A run without
+    ``prefix_threads`` is replayed on one thread: the one record made before runs kept it trained its
+    replayed run from the start in its second invocation, which ran with ``OMP_NUM_THREADS=1``."""
     check_data(results, image_checksums(train_data, test_data))
     s = replay_run(results["runs"])
     recorded = s["prefix_losses"][:steps]
