@@ -258,6 +258,10 @@ def test_a_killed_worker_loses_nothing_and_the_rerun_matches(tmp_path):
     assert sorted(p.suffix for p in folder.iterdir()) == [".json"] * 3     # no locks, no checkpoints left
     invocations = {p.stem: json.loads(p.read_text())["provenance"]["invocations"] for p in folder.glob("*.json")}
     assert invocations.pop(killed) == 2 and set(invocations.values()) == {1}    # the killed run's time counts twice
+    from actfn.records import git_commit
+    commit, dirty = git_commit(ROOT)            # (each run says whether it ran on uncommitted changes)
+    assert {(p["commit"], p["dirty"]) for p in (json.loads(f.read_text())["provenance"]
+                                                for f in folder.glob("*.json"))} == {(commit, dirty)}
 
     # the sweep's files make the chapter's record, and the chapter's replay of it passes
     rc, out = _sweep(tmp_path, "status", "--record", "tiny", "--records", str(tmp_path / "records"))

@@ -30,10 +30,10 @@ def _provenance(spec: dict, seconds: float, invocations: int) -> dict:
     from ..records import RecordError, git_commit, machine
     from ..results import repo_root
     try:
-        commit, clean = git_commit(repo_root())
+        commit, dirty = git_commit(repo_root())
     except RecordError:                         # (a copy of the code on a cluster node, not a checkout)
-        commit, clean = None, None
-    return {"commit": commit, "clean": clean, "code": code_version(), "data": spec["data"], "torch": torch.__version__,
+        commit, dirty = None, None
+    return {"commit": commit, "dirty": dirty, "code": code_version(), "data": spec["data"], "torch": torch.__version__,
             "machine": machine(), "device": spec["device"], "threads": spec["threads"],
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "seconds": round(seconds, 3),
             "invocations": invocations, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
