@@ -5,8 +5,8 @@ wall time of the book's full settings on more workers, projected from the record
 
 Throughput: the same sweep of short deep-network runs (VGG-11, width 0.125, a few hundred
 Fashion-MNIST images, one epoch) twice, in fresh folders: once as the local pool (one worker per
-core, one thread each) and once as one process using every core.  Projections: a run's time on
-this machine from the committed records (summed over its runs), spread over 1, 8 and 64 workers of
+core, one thread each) and once as one process using every core.  Projections: each run's time on
+this machine from the committed records (:func:`record_runs`), spread over 1, 8 and 64 workers of
 this machine's speed (longest runs first; a GPU's per-run time is not measured here).
 """
 from __future__ import annotations
@@ -70,20 +70,25 @@ def makespan(seconds: list[float], workers: int) -> float:
     return max(ends)
 
 
-def record_runs() -> dict[str, list[float]]:
-    """Seconds per run of each committed record, as its runs are a sweep's: deep networks per run,
-    InfoMax per bank (K, seed) -- the record's summed time shared out by each bank's model count x K."""
+def record_runs(root: Path = ROOT) -> dict[str, list[float]]:
+    """Seconds per run of each committed record, as its runs are a sweep's. A record made by the sweep
+    holds each run's own time (deep networks: per run; InfoMax: per bank of one K and seed); an older
+    single-process InfoMax record only its summed time, shared out by each bank's model count x K."""
     out = {}
-    for path in sorted((ROOT / "records").glob("*/*.json")):
+    for path in sorted((root / "records").glob("*/*.json")):
         body = json.loads(path.read_text())
         res, prov = body["results"], body["provenance"]
-        if body["chapter"] == "deep_networks":
-            out[f"deep networks, {path.stem} ({len(res['runs'])} runs)"] = [r["seconds"] for r in res["runs"]]
+        unit = "runs" if body["chapter"] == "deep_networks" else "banks"
+        if "wall_seconds_meaning" in prov:       # (a sweep's record: one entry per run)
+            seconds = [i["seconds"] for i in prov["invocations"]]
         elif body["chapter"] == "infomax":
             p = res["made_by"]["parameters"]
             banks = [(k, s) for k in p["Ks"] for s in p["seeds"]]
             weight = sum(k for k, _ in banks)
-            out[f"InfoMax, {path.stem} ({len(banks)} banks)"] = [prov["wall_seconds"] * k / weight for k, _ in banks]
+            seconds = [prov["wall_seconds"] * k / weight for k, _ in banks]
+        else:
+            seconds = [r["seconds"] for r in res["runs"]]
+        out[f"{body['chapter'].replace('_', ' ')}, {path.stem} ({len(seconds)} {unit})"] = seconds
     return out
 
 

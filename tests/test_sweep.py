@@ -337,6 +337,20 @@ def test_makespan_packs_longest_runs_first():
     assert makespan([4, 3, 2, 1], 2) == 5 and makespan([5, 1, 1], 8) == 5 and makespan([1] * 10, 1) == 10
 
 
+def test_projections_take_each_runs_own_time_from_a_sweeps_record(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from sweep_benchmarks import record_runs
+    sweep = {"chapter": "infomax", "results": {}, "provenance": {
+        "wall_seconds": 6.0, "wall_seconds_meaning": "the runs' own times, summed",
+        "invocations": [{"run": "a", "seconds": 1.0}, {"run": "b", "seconds": 5.0}]}}
+    single = {"chapter": "infomax", "provenance": {"wall_seconds": 8.0, "invocations": [{"seconds": 8.0}]},
+              "results": {"made_by": {"parameters": {"Ks": [1, 3], "seeds": [0]}}}}
+    for name, body in (("sweep", sweep), ("single", single)):
+        (tmp_path / "records" / "infomax").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "records" / "infomax" / f"{name}.json").write_text(json.dumps(body))
+    assert record_runs(tmp_path) == {"infomax, single (2 banks)": [2.0, 6.0], "infomax, sweep (2 banks)": [1.0, 5.0]}
+
+
 @needs_fashion
 def test_wandb_offline_logs_a_sweeps_runs_in_one_group(tmp_path):
     pytest.importorskip("wandb")
