@@ -71,23 +71,13 @@ def makespan(seconds: list[float], workers: int) -> float:
 
 
 def record_runs(root: Path = ROOT) -> dict[str, list[float]]:
-    """Seconds per run of each committed record, as its runs are a sweep's. A record made by the sweep
-    holds each run's own time (deep networks: per run; InfoMax: per bank of one K and seed); an older
-    single-process InfoMax record only its summed time, shared out by each bank's model count x K."""
+    """Seconds per run of each committed record: the sweep that made it kept each run's own time (deep
+    networks: per run; InfoMax: per bank of one K and seed)."""
     out = {}
     for path in sorted((root / "records").glob("*/*.json")):
         body = json.loads(path.read_text())
-        res, prov = body["results"], body["provenance"]
         unit = "runs" if body["chapter"] == "deep_networks" else "banks"
-        if "wall_seconds_meaning" in prov:       # (a sweep's record: one entry per run)
-            seconds = [i["seconds"] for i in prov["invocations"]]
-        elif body["chapter"] == "infomax":
-            p = res["made_by"]["parameters"]
-            banks = [(k, s) for k in p["Ks"] for s in p["seeds"]]
-            weight = sum(k for k, _ in banks)
-            seconds = [prov["wall_seconds"] * k / weight for k, _ in banks]
-        else:
-            seconds = [r["seconds"] for r in res["runs"]]
+        seconds = [run["seconds"] for run in body["provenance"]["invocations"]]
         out[f"{body['chapter'].replace('_', ' ')}, {path.stem} ({len(seconds)} {unit})"] = seconds
     return out
 

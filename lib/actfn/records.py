@@ -22,7 +22,7 @@ from pathlib import Path
 
 FORMAT = 1
 PROVENANCE = ("commit", "dirty", "code_version", "command", "parameters", "dataset", "source", "data_checksum",
-              "machine", "torch", "python", "wall_seconds", "invocations", "created")
+              "machine", "torch", "python", "wall_seconds", "wall_seconds_meaning", "invocations", "created")
 REPLAY_RTOL = 1e-4
 
 
@@ -72,8 +72,9 @@ def rounded(obj, digits: int = 6):
     return obj
 
 
-def provenance_of(results: dict, root: str | os.PathLike, command: str, invocations: list[dict]) -> dict:
-    """The provenance of a chapter's ``results`` (as its page wrote them) made at ``root``."""
+def provenance_of(results: dict, root: str | os.PathLike, command: str, runs: list[dict]) -> dict:
+    """The provenance of a chapter's ``results`` made at ``root`` by a sweep of ``runs`` (one entry per
+    run, with its own ``seconds``)."""
     import torch
 
     commit, dirty = git_commit(root)
@@ -82,7 +83,8 @@ def provenance_of(results: dict, root: str | os.PathLike, command: str, invocati
             "parameters": made_by.get("parameters"), "dataset": results.get("dataset"),
             "source": results.get("source"), "data_checksum": results.get("data_checksum"), "machine": machine(),
             "torch": torch.__version__, "python": platform.python_version(),
-            "wall_seconds": round(sum(i["seconds"] for i in invocations), 1), "invocations": invocations,
+            "wall_seconds": round(sum(r["seconds"] for r in runs), 1),
+            "wall_seconds_meaning": "the runs' own times, summed (runs may have run side by side)", "invocations": runs,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -161,10 +163,7 @@ def python_command(argv: list[str]) -> str:
 
 def _wall_time(prov: dict) -> str:
     hours, parts = f"{prov['wall_seconds'] / 3600:.2f} h", prov["invocations"]
-    if "wall_seconds_meaning" not in prov:      # (one process, perhaps stopped and resumed)
-        return (f"{hours}, summed over {len(parts)} invocation(s) "
-                "(wall clock: it includes any time the machine spent on other work)")
-    resumed = sum(p.get("invocations", 1) > 1 for p in parts)      # (a sweep: one entry per run)
+    resumed = sum(p.get("invocations", 1) > 1 for p in parts)      # (one entry per run of the sweep)
     return (f"{hours}: its {len(parts)} runs' own times, summed (a sweep's runs may run side by side)"
             + (f"; {resumed} of them resumed after a stop, counted over every invocation" if resumed else ""))
 

@@ -149,7 +149,6 @@ def write_record(sweep, params: dict, args) -> int:
              "threads": r["provenance"]["threads"], "when": r["provenance"]["finished"]} for r in done]
     command = records.python_command(["-m", "actfn.sweep", *args.argv])
     provenance = records.provenance_of(results, repo_root(), command, runs)
-    provenance["wall_seconds_meaning"] = "the runs' own times, summed (runs may have run side by side)"
     out = records.write(Path(args.records or repo_root() / "records") / sweep.chapter / f"{args.record}.json",
                         sweep.chapter, results, provenance)
     print(f"record {out}: {len(done)} runs, {provenance['wall_seconds'] / 3600:.2f} h of runs")

@@ -97,10 +97,13 @@ class DeepNetworks:
 
 class InfoMax:
     chapter = "infomax"
-    STUDY = ("activations", "lambdas", "constraints", "epochs", "batch_size", "lr", "train_size", "eval_size")
-    DEFAULTS = {"constraints": ["none"], "batch_size": 128, "lr": 1e-3, "train_size": None, "eval_size": None}
+    STUDY = ("activations", "lambdas", "constraints", "epochs", "batch_size", "lr", "train_size", "eval_size",
+             "matmul_precision")
+    DEFAULTS = {"constraints": ["none"], "batch_size": 128, "lr": 1e-3, "train_size": None, "eval_size": None,
+                "matmul_precision": "float32"}
 
     def expand(self, params: dict) -> list[Run]:
+        from ..infomax.setting import check_matmul_precision
         from ..infomax.study import check_study_parameters
         study = {**self.DEFAULTS, **{k: params[k] for k in self.STUDY if k in params}}
         require("activations" in study and "lambdas" in study and "epochs" in study, "parameters", sorted(params),
@@ -108,6 +111,7 @@ class InfoMax:
         Ks, seeds = _list(params.get("Ks", [16])), [int(s) for s in _list(params.get("seeds", [0]))]
         check_study_parameters(study["activations"], Ks, study["lambdas"], seeds, study["epochs"],
                                study["constraints"])
+        check_matmul_precision(study["matmul_precision"])
         dataset = params.get("dataset") or "mnist"
         # the largest K's banks also stack a second layer and probe their features (the chapter's follow-ups)
         follow = {"depth_K2": int(params.get("depth_K2", 32)), "reference_lambda": float(params.get("reference_lambda", 1.0))}
@@ -133,7 +137,7 @@ class InfoMax:
         x_train, _, x_eval, _ = D.flat_split(loaded, c["train_size"], c["eval_size"])
         records, banks = run_study(x_train, x_eval, c["activations"], [c["K"]], c["lambdas"], [run.seed], c["epochs"],
                                    constraints=tuple(c["constraints"]), batch_size=c["batch_size"], lr=c["lr"],
-                                   show_progress=False, checkpoint_dir=checkpoint_dir, resume=True, device=device)
+                                   matmul_precision=c["matmul_precision"], show_progress=False, checkpoint_dir=checkpoint_dir, resume=True, device=device)
         out = {"records": records}
         if "depth_K2" in c:
             from ..infomax.followups import depth_followup, probe_followup
