@@ -62,6 +62,16 @@ def test_bad_input_stops_before_any_run_naming_it(tmp_path):
     with pytest.raises(ValueError, match="matmul_precision"):
         tasks.task_of("infomax").expand({"activations": ["relu"], "lambdas": [1.0], "epochs": 1,
                                          "matmul_precision": "float8"})
+    with pytest.raises(ValueError, match=r"unknown parameters \['matmul_precison'\]"):     # (a typo is not ignored)
+        sweep.page_only({"epochs": 1, "matmul_precison": "bfloat16"}, "infomax")
+    paper = sweep.read_params(ROOT / "params" / "infomax" / "paper.yaml")
+    assert sweep.page_only(paper, "infomax") == ["synthetic_K", "synthetic_epochs"]
+    assert sweep.page_only({**paper, "slurm_partition": "gpu"}, "infomax") == ["synthetic_K", "synthetic_epochs"]
+    from actfn.sweep.__main__ import parser, slurm_settings    # (Slurm's settings: command line, then file)
+    args = parser().parse_args(["x.yaml", "--account", "cli"])
+    assert slurm_settings(args, {"slurm_partition": "gpu", "slurm_account": "file", "slurm_minutes": 30}, "cuda") \
+        == ("gpu", "cli", 1, 30)
+    assert slurm_settings(args, {"slurm_gpus_per_task": 2}, "cpu") == (None, "cli", 2, 240)
     with pytest.raises(ValueError, match="-p"):
         sweep.read_params(ROOT / "params" / "deep_networks" / "smoke.yaml", ["epochs"])
     with pytest.raises(ValueError, match="is not a file"):

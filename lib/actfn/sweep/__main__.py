@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .launchers import LAUNCHERS, cores, visible_gpus
-from .plan import chapter_of, plan, read_params
+from .plan import chapter_of, page_only, plan, read_params
 from .runner import FAILED, spec_of
 
 
@@ -42,10 +42,12 @@ def parser() -> argparse.ArgumentParser:
                     help="when every run is done, write records/<chapter>/NAME.json from the run files")
     ap.add_argument("--records", default=None, help="where records go (default: <repository>/records)")
     g = ap.add_argument_group("slurm (submitit)")
-    g.add_argument("--partition", default=None)
-    g.add_argument("--account", default=None)
-    g.add_argument("--gpus-per-task", type=int, default=None, help="default: 1 when the runs use a GPU, else 0")
-    g.add_argument("--minutes", type=int, default=240, help="the time limit of each task")
+    g.add_argument("--partition", default=None, help="default: the file's slurm_partition")
+    g.add_argument("--account", default=None, help="default: the file's slurm_account")
+    g.add_argument("--gpus-per-task", type=int, default=None,
+                   help="default: the file's slurm_gpus_per_task, else 1 when the runs use a GPU, else 0")
+    g.add_argument("--minutes", type=int, default=None,
+                   help="the time limit of each task (default: the file's slurm_minutes, else 240)")
     g.add_argument("--slurm-executor", choices=("slurm", "local"), default="slurm",
                    help="local: submitit's local executor, the same path without a cluster")
     g = ap.add_argument_group("ray")
@@ -61,6 +63,15 @@ def _device(name: str) -> str:
     return name
 
 
+def slurm_settings(args, params: dict, device: str) -> tuple:
+    """(partition, account, GPUs per task, minutes): the command line's, else the parameter file's
+    ``slurm_*``, else none, a GPU on a GPU sweep, and 240."""
+    pick = lambda given, key, default: given if given is not None else params.get(key, default)
+    return (pick(args.partition, "slurm_partition", None), pick(args.account, "slurm_account", None),
+            int(pick(args.gpus_per_task, "slurm_gpus_per_task", int(device == "cuda"))),
+            int(pick(args.minutes, "slurm_minutes", 240)))
+
+
 def status_line(counts: dict) -> str:
     return " / ".join(f"{n} {state}" for state, n in counts.items())
 
@@ -70,9 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     params = read_params(args.params, args.overrides)
     chapter = args.chapter or chapter_of(args.params)
+    left = page_only(params, chapter)
     sweep = plan(params, chapter, args.root, args.data_root)
     states = sweep.states()
     print(f"{chapter}: {len(sweep.runs)} runs in {sweep.store.root}: {status_line(sweep.counts())}")
+    if left:
+        print(f"left to the chapter's page, not swept: {', '.join(left)}")
     if args.command == "status":
         for run, h, state in zip(sweep.runs, sweep.hashes, states):
             if state != "done":
@@ -98,9 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = local(specs, workers, gpus)
     elif args.launcher == "slurm":
         from .launchers import slurm
-        gpt = args.gpus_per_task if args.gpus_per_task is not None else int(device == "cuda")
-        outcomes = slurm(specs, str(sweep.store.root / "slurm"), args.partition, args.account, gpt, args.minutes,
-                         threads, args.slurm_executor)
+        outcomes = slurm(specs, str(sweep.store.root / "slurm"), *slurm_settings(args, params, device), threads,
+                         args.slurm_executor)
     else:
         from .launchers import ray
         gpr = args.gpus_per_run if args.gpus_per_run is not None else float(device == "cuda")

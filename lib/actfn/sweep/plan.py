@@ -27,6 +27,25 @@ def read_params(path: str | os.PathLike, overrides: list[str] = ()) -> dict:
     return params
 
 
+# what a sweep reads besides its runs' configurations: the data, the device, W&B, and Slurm's settings
+# (and resume, which a sweep always does)
+SWEEP_KEYS = ("dataset", "data_root", "download", "device", "wandb_mode", "wandb_project", "resume",
+              "slurm_partition", "slurm_account", "slurm_gpus_per_task", "slurm_minutes")
+
+
+def page_only(params: dict, chapter: str) -> list[str]:
+    """The parameters the chapter's page reads and its sweep does not (the sweep says so); stops on a
+    name neither knows, which would otherwise be ignored (a typo in ``-p``)."""
+    from ..params import specs
+    task = task_of(chapter)
+    if chapter not in specs() or not hasattr(task, "PARAMETERS"):
+        return []
+    unknown = sorted(set(params) - set(specs()[chapter]) - set(SWEEP_KEYS))
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown}: not parameters of the {chapter} chapter or its sweep")
+    return sorted(set(params) - set(task.PARAMETERS) - set(SWEEP_KEYS))
+
+
 def chapter_of(path: str | os.PathLike) -> str:
     """The chapter of a parameter file: params/<chapter>/<name>.yaml."""
     return Path(path).resolve().parent.name

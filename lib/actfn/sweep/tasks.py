@@ -31,6 +31,7 @@ def _list(v) -> list:
 class DeepNetworks:
     chapter = "deep_networks"
     COMMON = ("epochs", "batch_size", "lr", "act_lr", "per_channel", "width", "train_size", "val_size", "test_size")
+    PARAMETERS = COMMON + ("seed", "model", "mode", "baselines")       # (what expand reads)
 
     def expand(self, params: dict) -> list[Run]:
         dataset = params.get("dataset") or "cifar10"
@@ -101,6 +102,7 @@ class InfoMax:
              "matmul_precision")
     DEFAULTS = {"constraints": ["none"], "batch_size": 128, "lr": 1e-3, "train_size": None, "eval_size": None,
                 "matmul_precision": "float32"}
+    PARAMETERS = STUDY + ("Ks", "seeds", "depth_K2", "reference_lambda")     # (what expand reads)
 
     def expand(self, params: dict) -> list[Run]:
         from ..infomax.setting import check_matmul_precision
