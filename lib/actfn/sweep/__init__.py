@@ -5,4 +5,5 @@ from .runner import execute
 from .store import Run, Store, run_hash
 from .tasks import TASKS, task_of
 
-__all__ = ["Run", "Store", "Sweep", "TASKS", "chapter_of", "execute", "page_only", "plan", "read_params", "run_hash", "task_of"]
+__all__ = ["Run", "Store", "Sweep", "TASKS", "chapter_of", "execute", "page_only", "plan", "read_params", "run_hash",
+           "task_of"]

@@ -139,7 +139,8 @@ class InfoMax:
         x_train, _, x_eval, _ = D.flat_split(loaded, c["train_size"], c["eval_size"])
         records, banks = run_study(x_train, x_eval, c["activations"], [c["K"]], c["lambdas"], [run.seed], c["epochs"],
                                    constraints=tuple(c["constraints"]), batch_size=c["batch_size"], lr=c["lr"],
-                                   matmul_precision=c["matmul_precision"], show_progress=False, checkpoint_dir=checkpoint_dir, resume=True, device=device)
+                                   matmul_precision=c["matmul_precision"], show_progress=False,
+                                   checkpoint_dir=checkpoint_dir, resume=True, device=device)
         out = {"records": records}
         if "depth_K2" in c:
             from ..infomax.followups import depth_followup, probe_followup
